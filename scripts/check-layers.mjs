@@ -43,7 +43,9 @@ const problems = []
 for (const file of walk(src)) {
   const from = unitOf(file)
   if (!(from in RANK)) {
-    problems.push(`${relative(root, file)}: src/${from} is not a known layer (add it to scripts/check-layers.mjs)`)
+    problems.push(
+      `${relative(root, file)}: src/${from} is not a known layer (add it to scripts/check-layers.mjs)`,
+    )
     continue
   }
   const text = readFileSync(file, 'utf8')

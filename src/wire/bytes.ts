@@ -74,7 +74,8 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 // ---- GUIDs in Microsoft wire order: u32 LE, u16 LE, u16 LE, then 8 bytes as written ----
 
 export const NULL_GUID = '00000000-0000-0000-0000-000000000000'
-const GUID_RE = /^\{?([0-9a-fA-F]{8})-([0-9a-fA-F]{4})-([0-9a-fA-F]{4})-([0-9a-fA-F]{4})-([0-9a-fA-F]{12})\}?$/
+const GUID_RE =
+  /^\{?([0-9a-fA-F]{8})-([0-9a-fA-F]{4})-([0-9a-fA-F]{4})-([0-9a-fA-F]{4})-([0-9a-fA-F]{12})\}?$/
 
 export function isGuid(text: string): boolean {
   return GUID_RE.test(text)
