@@ -1,5 +1,5 @@
 import { ConfigError, KmslabError, UsageError } from '../errors.js'
-import { type CliIo, processIo, type Verb } from './args.js'
+import { type CliIo, processIo } from './args.js'
 import { verbs } from './verbs.js'
 
 export const EXIT_USAGE = 64
