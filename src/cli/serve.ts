@@ -1,0 +1,268 @@
+import { readFileSync } from 'node:fs'
+import { type KmsHost, startHost } from '../api/host.js'
+import { type HostOptions, parseListen } from '../api/options.js'
+import { loadRulesFile } from '../api/rules.js'
+import { ConfigError, UsageError } from '../errors.js'
+import { describeCounterMode } from '../kms/counter.js'
+import { hresultHex } from '../kms/hresult.js'
+import { isLoopback } from '../server/cidr.js'
+import { defaultStatePath } from '../store/open.js'
+import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { type LogFormat, ServeLog } from './serve-log.js'
+
+const OPTIONS = {
+  listen: { type: 'string', multiple: true },
+  state: { type: 'string' },
+  counter: { type: 'string' },
+  'no-ndr64': { type: 'boolean' },
+  'no-btfn': { type: 'boolean' },
+  strict: { type: 'boolean' },
+  epid: { type: 'string', multiple: true },
+  'host-build': { type: 'string' },
+  lcid: { type: 'string' },
+  hwid: { type: 'string' },
+  'activation-interval': { type: 'string' },
+  'renewal-interval': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'connection-deadline': { type: 'string' },
+  'max-connections': { type: 'string' },
+  allow: { type: 'string', multiple: true },
+  'history-days': { type: 'string' },
+  capture: { type: 'string' },
+  products: { type: 'string' },
+  seed: { type: 'string' },
+  rules: { type: 'string' },
+  disconnect: { type: 'boolean' },
+  config: { type: 'string' },
+  'log-format': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v' },
+} satisfies OptionSpec
+
+const HELP = `Usage: kmslab serve [options]
+
+Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold
+counter that behaves like a genuine host's.
+
+Listening and RPC:
+  --listen HOST:PORT         address to listen on, repeatable; IPv6 in brackets ([::1]:1688)
+                             (default 127.0.0.1:1688: loopback unless told otherwise)
+  --allow CIDR               only these networks may connect, repeatable; others are closed
+                             without a byte sent
+  --no-ndr64                 accept NDR32 only (like a Windows 7 / Server 2008 R2 host)
+  --no-btfn                  no bind-time feature negotiation (a pre-Windows 8 runtime: NDR64 off too)
+  --idle-timeout SECONDS     close a connection silent this long (default 30)
+  --connection-deadline SEC  close any connection this old (default 600)
+  --max-connections N        connections over this are closed at once and counted (default 16384)
+  --disconnect               close each connection after its first answer (like vlmcsd -d)
+
+KMS behaviour:
+  --counter MODE             real (default): genuine counting from an empty pool, so the first
+                               24 Windows clients get 0xC004F038 on their side;
+                             charged: report max(pool, 2 x required), capped at 50: everyone
+                               activates at once (vlmcsd's default);
+                             fixed:N: report N exactly (a test override)
+  --strict                   refuse unknown or retail KMS ids (0xC004F042) and client clocks
+                             more than 4 hours off (0xC004F06C), like a genuine host
+  --activation-interval T    minutes, or with m/h/d/w (default 120 = 2h)
+  --renewal-interval T       minutes, or with m/h/d/w (default 10080 = 7d)
+  --epid FAMILY=EPID         override the ePID of a family (windows, office2010, office2013,
+                             office2016, office2019, office2021, office2024), repeatable
+  --host-build N             Windows build the ePIDs name (chosen at first start otherwise)
+  --lcid N                   language id the ePIDs name (chosen at first start otherwise)
+  --hwid HEX                 the 16-hex-digit hardware id of V6 answers (random at first start)
+  --products FILE            a products file merged over the built-in catalogue
+  --rules FILE               fault-injection rules (JSON array); SIGHUP re-reads the file
+  --seed VALUE               deterministic mode: every drawn value comes from this seed
+
+State:
+  --state PATH|memory        SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or
+                             ~/.local/state/kmslab/state.db); memory keeps nothing
+  --history-days N           keep request history this long (default 90)
+  --capture FILE.pcap        record every connection as a classic pcap
+
+Output:
+  --log-format text|json     one line per activation, readable or JSON (default text)
+  -q, --quiet                only the banner, warnings and errors
+  -v, --verbose              dump every field of each request and answer
+  --config FILE.json         settings as JSON, keys named like the flags ("listen": [...],
+                             "no-ndr64": true, "counter": "charged"); flags win
+
+Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage or configuration-file error,
+78 unusable state (read-only or corrupt state file, address in use).
+`
+
+type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
+
+/** Settings from --config: the flags' names as keys, checked like the flags themselves. */
+function readConfig(path: string): Values {
+  let data: unknown
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    throw new UsageError(
+      `kmslab serve: --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    )
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new UsageError(`kmslab serve: --config ${path}: must be a JSON object`)
+  }
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(data)) {
+    const spec = (OPTIONS as OptionSpec)[key]
+    if (!spec || key === 'config')
+      throw new UsageError(`kmslab serve: --config ${path}: unknown setting ${JSON.stringify(key)}`)
+    const ok =
+      spec.type === 'boolean'
+        ? typeof value === 'boolean'
+        : spec.multiple
+          ? Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')
+          : typeof value === 'string' || typeof value === 'number'
+    if (!ok) throw new UsageError(`kmslab serve: --config ${path}: ${key}: wrong type`)
+    out[key] = spec.multiple
+      ? (value as unknown[]).map(String)
+      : spec.type === 'boolean'
+        ? value
+        : String(value)
+  }
+  return out as Values
+}
+
+function seconds(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`kmslab serve: --${name} takes a positive number of seconds`, name)
+  return Math.round(n * 1000)
+}
+
+export function hostOptionsFromFlags(v: Values): HostOptions {
+  const epid: Record<string, string> = {}
+  for (const e of v.epid ?? []) {
+    const eq = e.indexOf('=')
+    if (eq <= 0)
+      throw new UsageError(`kmslab serve: --epid takes FAMILY=EPID, got ${JSON.stringify(e)}`, 'epid')
+    epid[e.slice(0, eq).toLowerCase()] = e.slice(eq + 1)
+  }
+  const logFormat = v['log-format'] ?? 'text'
+  if (logFormat !== 'text' && logFormat !== 'json')
+    throw new UsageError('kmslab serve: --log-format is text or json', 'log-format')
+  return {
+    listen: (v.listen ?? ['127.0.0.1:1688']).map((l) => parseListen(l, 1688)),
+    state: v.state ?? defaultStatePath(),
+    counter: v.counter,
+    ndr64: !v['no-ndr64'],
+    btfn: !v['no-btfn'],
+    strict: v.strict ?? false,
+    epid,
+    hostBuild: intOption('serve', 'host-build', v['host-build'], 1, 999999),
+    lcid: intOption('serve', 'lcid', v.lcid, 1, 65535),
+    hwid: v.hwid,
+    activationInterval: v['activation-interval'],
+    renewalInterval: v['renewal-interval'],
+    idleTimeoutMs: seconds('idle-timeout', v['idle-timeout']),
+    connectionDeadlineMs: seconds('connection-deadline', v['connection-deadline']),
+    maxConnections: intOption('serve', 'max-connections', v['max-connections'], 1, 1_000_000),
+    allow: v.allow,
+    historyDays: intOption('serve', 'history-days', v['history-days'], 1, 36500),
+    capture: v.capture,
+    products: v.products,
+    seed: v.seed,
+    disconnectAfterAnswer: v.disconnect ?? false,
+    rules: v.rules ? loadRulesFile(v.rules).map((r) => r.rule) : undefined,
+  }
+}
+
+function banner(host: KmsHost, log: ServeLog, options: HostOptions): void {
+  const addrs = host.addresses.map((a) =>
+    a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
+  )
+  log.always('listening', `kmslab host listening on ${addrs.join(', ')}`, { addresses: addrs })
+  log.always('mode', describeCounterMode(host.pools.mode), { counter: host.pools.mode })
+  log.always('state', `state: ${host.stateLocation}`, { state: host.stateLocation })
+  const rpc = `RPC: NDR64 ${options.ndr64 && options.btfn ? 'on' : 'off'}, BTFN ${options.btfn ? 'on' : 'off'}${options.strict ? ', strict' : ''}`
+  log.always('rpc', rpc, { ndr64: options.ndr64 && options.btfn, btfn: options.btfn, strict: options.strict })
+  for (const [family, epid] of Object.entries(host.identity.epids)) {
+    log.always('epid', `ePID ${family.padEnd(10)} ${epid}`, { family, epid })
+  }
+  log.always(
+    'hwid',
+    `HWID ${host.identity.hwid} (host build ${host.identity.hostBuild}, LCID ${host.identity.lcid})`,
+    {
+      hwid: host.identity.hwid,
+    },
+  )
+  if (host.seeded)
+    log.warn('seed', 'deterministic mode (--seed): every drawn value is predictable; for tests only')
+  const exposed = host.addresses.filter((a) => !isLoopback(a.host))
+  if (exposed.length > 0 && !(options.allow && options.allow.length > 0)) {
+    log.warn(
+      'exposed',
+      `listening on a non-loopback address (${exposed.map((a) => a.host).join(', ')}) without --allow`,
+    )
+  }
+}
+
+async function runServe(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCliArgs('serve', argv, OPTIONS)
+  if (positionals.length > 0)
+    throw new UsageError(`kmslab serve: unexpected argument ${JSON.stringify(positionals[0])}`)
+  const merged = values.config ? { ...readConfig(values.config), ...values } : values
+  const options = hostOptionsFromFlags(merged)
+  const log = new ServeLog(
+    io.stdout,
+    io.stderr,
+    (merged['log-format'] ?? 'text') as LogFormat,
+    merged.quiet ? 'quiet' : merged.verbose ? 'verbose' : 'normal',
+  )
+  let host: KmsHost
+  try {
+    host = await startHost(options)
+  } catch (err) {
+    if ((err as Error).name === 'ListenError')
+      throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
+    throw err
+  }
+  banner(host, log, options)
+  host.events.on('activation', (r) => log.activation(host, r))
+  host.events.on('connection', (c) => {
+    if (c.type === 'close' && c.protocolError) log.warn('protocol', `${c.client}: ${c.reason}`, c)
+    else if (log.level === 'verbose')
+      log.info('connection', `${c.type} ${c.client}${c.reason ? `: ${c.reason}` : ''}`, c)
+  })
+  host.events.on('refused', (r) => log.warn('refused', `${r.client}: connection refused (${r.reason})`, r))
+  host.events.on('fault', (f) =>
+    log.warn('fault', `${f.client}: FAULT ${hresultHex(f.status)} for call ${f.callId}: ${f.reason}`, f),
+  )
+  host.events.on('store-error', (e) =>
+    log.error('store', `${e.message}: the client was refused, nothing was answered`),
+  )
+
+  const rulesFile = merged.rules
+  const onHup = () => {
+    if (!rulesFile) return
+    try {
+      host.rules.set(loadRulesFile(rulesFile).map((r) => r.rule))
+      log.always('rules', `rules re-read from ${rulesFile}`)
+    } catch (err) {
+      log.error('rules', `${(err as Error).message}; the old rules stay`)
+    }
+  }
+  process.on('SIGHUP', onHup)
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.always('stopping', `${signal}: stopping`)
+      resolve()
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+  process.off('SIGHUP', onHup)
+  const forced = setTimeout(() => process.exit(0), 2000)
+  forced.unref()
+  await host.close()
+  log.always('stopped', 'stopped')
+  return 0
+}
+
+export const serveVerb: Verb = { name: 'serve', summary: 'run a KMS host', help: HELP, run: runServe }

@@ -1,0 +1,198 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import type { RandomSource } from '../crypto/random.js'
+import { KmslabError } from '../errors.js'
+import type { TransferSyntax } from '../wire/ndr.js'
+import type { ContextResult } from '../wire/rpc.js'
+import type { BindPolicy } from './bind.js'
+import { type Cidr, matchesAny } from './cidr.js'
+import { RpcConnection } from './connection.js'
+import { CaptureRecorder, type Endpoint } from './recorder.js'
+import type { CallHandler } from './types.js'
+
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
+export interface RpcServerOptions {
+  listen: ListenAddress[]
+  bindPolicy: BindPolicy
+  handler: CallHandler
+  random: RandomSource
+  now?: () => number
+  /** Silence between bytes after which a connection is closed. */
+  idleTimeoutMs?: number
+  /** Total life of a connection, however busy. */
+  connectionDeadlineMs?: number
+  /** Connections over this are closed at once and counted, never queued. */
+  maxConnections?: number
+  /** Peers outside these networks are closed without a byte sent; null allows everyone. */
+  allow?: Cidr[] | null
+  capturePath?: string
+  disconnectAfterAnswer?: boolean
+  rejectBind?: (conn: RpcConnection) => boolean
+  events?: Partial<RpcServerEvents>
+}
+
+/** What the server tells its owner (the log and the embedding API). */
+export interface RpcServerEvents {
+  open(conn: RpcConnection): void
+  close(conn: RpcConnection, reason: string, protocolError: boolean): void
+  refused(client: Endpoint, reason: 'max-connections' | 'not-allowed'): void
+  bind(
+    conn: RpcConnection,
+    isBind: boolean,
+    results: ContextResult[],
+    accepted: Map<number, TransferSyntax>,
+  ): void
+  fault(conn: RpcConnection, callId: number, status: number, reason: string): void
+}
+
+export class ListenError extends KmslabError {
+  constructor(
+    message: string,
+    readonly address: ListenAddress,
+  ) {
+    super(message)
+  }
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+export const DEFAULT_CONNECTION_DEADLINE_MS = 10 * 60_000
+export const DEFAULT_MAX_CONNECTIONS = 16_384
+
+/** The TCP side of the host: listeners, limits, and one RpcConnection per accepted socket. */
+export class RpcServer {
+  readonly connections = new Set<RpcConnection>()
+  readonly stats = { accepted: 0, refusedMaxConnections: 0, refusedNotAllowed: 0, protocolErrors: 0 }
+  private servers: Server[] = []
+  private nextId = 1
+  private sweeper: NodeJS.Timeout | null = null
+  private recorder: CaptureRecorder | undefined
+  private readonly now: () => number
+  private readonly events: RpcServerEvents
+
+  constructor(private readonly options: RpcServerOptions) {
+    this.now = options.now ?? Date.now
+    const noop = () => {}
+    this.events = { open: noop, close: noop, refused: noop, bind: noop, fault: noop, ...options.events }
+  }
+
+  /** The addresses actually bound (port 0 resolved). */
+  get addresses(): ListenAddress[] {
+    return this.servers.map((s) => {
+      const a = s.address()
+      return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: '', port: 0 }
+    })
+  }
+
+  async start(): Promise<void> {
+    if (this.options.capturePath) this.recorder = new CaptureRecorder(this.options.capturePath, this.now)
+    try {
+      for (const address of this.options.listen) this.servers.push(await this.listenOn(address))
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    this.sweeper = setInterval(() => this.sweep(), 1000)
+    this.sweeper.unref()
+  }
+
+  private listenOn(address: ListenAddress): Promise<Server> {
+    return new Promise((resolve, reject) => {
+      const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket))
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        const where = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
+        reject(new ListenError(`cannot listen on ${where}: ${err.code ?? err.message}`, address))
+      })
+      server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => resolve(server))
+    })
+  }
+
+  private accept(socket: Socket): void {
+    const client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
+    if (this.options.allow && !matchesAny(client.address, this.options.allow)) {
+      this.stats.refusedNotAllowed++
+      socket.destroy()
+      this.events.refused(client, 'not-allowed')
+      return
+    }
+    if (this.connections.size >= (this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+      this.stats.refusedMaxConnections++
+      socket.destroy()
+      this.events.refused(client, 'max-connections')
+      return
+    }
+    this.stats.accepted++
+    const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
+    const conn = new RpcConnection(this.nextId++, socket, client, local, {
+      bindPolicy: this.options.bindPolicy,
+      handler: this.options.handler,
+      random: this.options.random,
+      now: this.now,
+      recorder: this.recorder,
+      disconnectAfterAnswer: this.options.disconnectAfterAnswer,
+      rejectBind: this.options.rejectBind,
+      events: {
+        onBind: (c, isBind, results, accepted) => this.events.bind(c, isBind, results, accepted),
+        onFault: (c, callId, status, reason) => this.events.fault(c, callId, status, reason),
+        onClose: (c, reason, protocolError) => {
+          if (protocolError) this.stats.protocolErrors++
+          this.events.close(c, reason, protocolError)
+        },
+      },
+    })
+    this.connections.add(conn)
+    this.recorder?.open(conn.id, client, local)
+    socket.setTimeout(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
+    socket.on('timeout', () =>
+      conn.close(
+        conn.framer.pending > 0 ? 'idle timeout in the middle of a PDU' : 'idle timeout',
+        conn.framer.pending > 0,
+      ),
+    )
+    socket.on('data', (chunk) => conn.onData(chunk))
+    socket.on('end', () => conn.peerEnded())
+    socket.on('error', () => conn.close('socket error'))
+    socket.on('close', () => {
+      if (!conn.closed) {
+        conn.closed = true
+        this.events.close(conn, 'connection lost', false)
+      }
+      this.connections.delete(conn)
+      this.recorder?.close(conn.id)
+    })
+    this.events.open(conn)
+  }
+
+  private sweep(): void {
+    const limit = this.options.connectionDeadlineMs ?? DEFAULT_CONNECTION_DEADLINE_MS
+    const now = this.now()
+    for (const conn of this.connections) {
+      if (now - conn.openedAt > limit) conn.close('connection deadline reached')
+    }
+  }
+
+  /** Stops accepting; gives connections `graceMs` to finish their answers, then closes them. */
+  async stop(graceMs = 1000): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper)
+    this.sweeper = null
+    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())))
+    this.servers = []
+    const deadline = Date.now() + graceMs
+    while (
+      this.connections.size > 0 &&
+      Date.now() < deadline &&
+      [...this.connections].some((c) => c.isBusy)
+    ) {
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    for (const conn of this.connections) {
+      conn.close('host shutting down')
+      conn.socket.destroy()
+    }
+    await Promise.all(closing)
+    this.recorder?.end()
+    this.recorder = undefined
+  }
+}
