@@ -1,0 +1,12 @@
+export {
+  type CaptureDecode,
+  type ConnectionPdus,
+  capturePdus,
+  decodeCapturePdus,
+  readCaptureFile,
+} from './capture-pdus.js'
+export { addFinding, CaptureError } from './errors.js'
+export { decodeFrame, ipv6Text, LINKTYPE, TCP_FLAGS, type TcpSegment } from './packet.js'
+export { type CapturedPacket, type CaptureFile, readCapture } from './pcap.js'
+export { type CutPdus, cutRpcPdus, type StreamPdu, type StreamRest } from './pdu-stream.js'
+export { type Endpoint, reassembleTcp, type TcpChunk, type TcpConnection } from './tcp.js'
