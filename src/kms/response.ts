@@ -1,9 +1,13 @@
-import { encryptPadded } from '../crypto/cbc.js'
+import { cbcEncryptInto } from '../crypto/cbc.js'
 import { sha256, v4Mac, v6Hmac, v6HmacKey } from '../crypto/kms-crypto.js'
 import type { RandomSource } from '../crypto/random.js'
 import { V5_CIPHER, V6_CIPHER } from '../crypto/rijndael.js'
-import { concatBytes } from '../wire/bytes.js'
-import { emitBaseResponse, type KmsBaseResponse } from '../wire/kms-response.js'
+import {
+  BASE_RESPONSE_FIXED_LENGTH,
+  type KmsBaseResponse,
+  pidSizeOf,
+  writeBaseResponse,
+} from '../wire/kms-response.js'
 import type { DecodedRequest } from './request.js'
 
 /** What the host puts in an answer beside the echoes of the request. */
@@ -53,35 +57,51 @@ export function buildKmsResponse(
     activationInterval: fields.activationInterval,
     renewalInterval: fields.renewalInterval,
   }
-  const baseBytes = emitBaseResponse(base)
+  // One work buffer per answer, laid out so nothing is copied twice: for V6 the HMAC prefix
+  // D(IVr) sits right before the payload, making the HMAC message one contiguous view.
+  const baseLength = BASE_RESPONSE_FIXED_LENGTH + pidSizeOf(base)
   if (request.shape === 'v4') {
-    const mac = v4Mac(baseBytes)
+    const out = new Uint8Array(baseLength + 16)
+    writeBaseResponse(out, base)
+    const mac = v4Mac(out.subarray(0, baseLength))
     if (corrupt === 'hmac' || corrupt === 'hash') mac[0] ^= 0x01
-    return concatBytes(baseBytes, mac)
+    out.set(mac, baseLength)
+    return out
   }
+  const v6 = request.major !== 5
   const d = request.decryptedIv!
   const iv = request.iv!
   const r = random(16)
-  const x = new Uint8Array(16)
-  for (let i = 0; i < 16; i++) x[i] = r[i] ^ d[i]
-  const hash = sha256(r)
+  const payloadLength = baseLength + (v6 ? 88 : 48)
+  const padded = (Math.floor(payloadLength / 16) + 1) * 16
+  const work = new Uint8Array(16 + padded)
+  const p = 16
+  writeBaseResponse(work.subarray(p), base)
+  for (let i = 0; i < 16; i++) work[p + baseLength + i] = r[i] ^ d[i]
+  work.set(sha256(r), p + baseLength + 16)
   // V5 has no HMAC: its only integrity value is the hash.
-  if (corrupt === 'hash' || (corrupt === 'hmac' && request.major === 5)) hash[0] ^= 0x01
-  const version = versionBytes(request.major, request.minor)
-  if (request.major === 5) {
-    const responseIv = corrupt === 'iv-rule' ? flipBlock(iv) : iv
-    const plain = concatBytes(baseBytes, x, hash)
-    return concatBytes(version, responseIv, encryptPadded(V5_CIPHER, responseIv, plain))
+  if (corrupt === 'hash' || (corrupt === 'hmac' && !v6)) work[p + baseLength + 16] ^= 0x01
+  let responseIv = iv
+  if (v6) {
+    responseIv = corrupt === 'iv-rule' ? iv : random(16)
+    work.set(fields.hwid.subarray(0, 8), p + baseLength + 48)
+    work.set(d, p + baseLength + 56)
+    V6_CIPHER.decryptBlock(responseIv, 0, work, 0)
+    const hmac = v6Hmac(v6HmacKey(base.requestTime), work.subarray(0, p + baseLength + 72))
+    if (corrupt === 'hmac') hmac[0] ^= 0x01
+    work.set(hmac, p + baseLength + 72)
+  } else if (corrupt === 'iv-rule') {
+    responseIv = flipBlock(iv)
   }
-  // V6 (and any higher major a research peer sends): fresh IV, HWID, XorSalts and the HMAC.
-  const responseIv = corrupt === 'iv-rule' ? iv : random(16)
-  const payload0 = concatBytes(baseBytes, x, hash, fields.hwid, d)
-  const prefix = new Uint8Array(16)
-  V6_CIPHER.decryptBlock(responseIv, 0, prefix, 0)
-  const hmac = v6Hmac(v6HmacKey(base.requestTime), concatBytes(prefix, payload0))
-  if (corrupt === 'hmac') hmac[0] ^= 0x01
-  const plain = concatBytes(payload0, hmac)
-  return concatBytes(version, responseIv, encryptPadded(V6_CIPHER, responseIv, plain))
+  work.fill(padded - payloadLength, p + payloadLength)
+  const out = new Uint8Array(20 + padded)
+  out[0] = request.minor & 0xff
+  out[1] = request.minor >>> 8
+  out[2] = request.major & 0xff
+  out[3] = request.major >>> 8
+  out.set(responseIv, 4)
+  cbcEncryptInto(v6 ? V6_CIPHER : V5_CIPHER, responseIv, work, p, padded, out, 20)
+  return out
 }
 
 export function versionBytes(major: number, minor: number): Uint8Array {

@@ -64,7 +64,7 @@ export interface V6ResponsePayload {
 export type EncryptedResponse = EncryptedRequest
 
 /** PIDSize = 2·(chars + 1): the ePID plus its UTF-16 NUL. */
-function pidSizeOf(resp: KmsBaseResponse): number {
+export function pidSizeOf(resp: KmsBaseResponse): number {
   return 2 * (resp.epid.length + 1)
 }
 
@@ -118,8 +118,8 @@ export function parseBaseResponse(bytes: Uint8Array): { value: KmsBaseResponse; 
   }
 }
 
-/** Writes the base response at 0 and returns where the fields after it start. */
-function writeBaseResponse(out: Uint8Array, resp: KmsBaseResponse): number {
+/** Writes the base response at the start of `out` and returns where the fields after it start. */
+export function writeBaseResponse(out: Uint8Array, resp: KmsBaseResponse): number {
   const dv = view(out)
   const pidSize = pidSizeOf(resp)
   dv.setUint16(F.versionMinor, resp.versionMinor, true)
