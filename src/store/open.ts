@@ -1,0 +1,27 @@
+import { homedir } from 'node:os'
+import { isAbsolute, join } from 'node:path'
+import { UsageError } from '../errors.js'
+import { MemoryStore } from './memory.js'
+import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js'
+import { HISTORY_RETENTION_DAYS_DEFAULT, type StateStore } from './types.js'
+
+export interface OpenStateStoreOptions extends SqliteStoreOptions {}
+
+/** `$XDG_STATE_HOME/kmslab/state.db`, else `~/.local/state/kmslab/state.db` (a relative XDG_STATE_HOME is ignored, per the XDG spec). */
+export function defaultStatePath(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
+  const xdg = env.XDG_STATE_HOME
+  const base = xdg && isAbsolute(xdg) ? xdg : join(home, '.local', 'state')
+  return join(base, 'kmslab', 'state.db')
+}
+
+/**
+ * Opens the state behind `--state`: 'memory' keeps nothing on disk (write ./memory for a file of
+ * that name); anything else is the SQLite file, its directory created if missing. Throws
+ * ConfigError naming the path when the file cannot be used (read-only, corrupt, not ours, locked).
+ */
+export function openStateStore(location: string, opts: OpenStateStoreOptions = {}): StateStore {
+  const days = opts.historyDays ?? HISTORY_RETENTION_DAYS_DEFAULT
+  if (!(days > 0)) throw new UsageError(`history retention ${days} days: must be > 0`, '--history-days')
+  if (location === 'memory') return new MemoryStore({ historyDays: days, writeFailure: opts.writeFailure })
+  return openSqliteStore(location, opts)
+}
