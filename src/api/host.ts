@@ -130,6 +130,14 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       return !k ? 'unknown' : k.retail ? 'retail' : k.preview ? 'preview' : 'volume'
     }
     let requestsSeen = 0
+    // After a failed commit the counter holds CMIDs the state does not: take the state's word.
+    const resyncCounter = () => {
+      try {
+        counter.load(store.loadPoolEntries(), now())
+      } catch (err) {
+        events.emit('store-error', err as Error)
+      }
+    }
 
     const handle = (call: KmsCall): CallOutcome | Promise<CallOutcome> => {
       const at = now()
@@ -225,6 +233,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       const failed = (err: Error): CallOutcome => {
         stats.storeErrors++
         events.emit('store-error', err)
+        resyncCounter()
         return { kind: 'refuse', hresult: HRESULT.INVALID_DATA }
       }
       try {
@@ -267,7 +276,13 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     })
     await server.start()
     const running = server
-    const pruneTimer = setInterval(() => store.pruneExpiredHistory(now()), 3600_000)
+    const pruneTimer = setInterval(() => {
+      try {
+        store.pruneExpiredHistory(now())
+      } catch (err) {
+        events.emit('store-error', err as Error)
+      }
+    }, 3600_000)
     pruneTimer.unref()
     let closed: Promise<void> | null = null
     const closing = new AbortController()
