@@ -1,4 +1,6 @@
 import type { Verb } from './args.js'
+import { productsVerb } from './products.js'
+import { serveVerb } from './serve.js'
 
 /** Every verb of the `kmslab` command, in the order `kmslab --help` lists them. */
-export const verbs: Verb[] = []
+export const verbs: Verb[] = [serveVerb, productsVerb]
