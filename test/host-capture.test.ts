@@ -111,10 +111,10 @@ t.test('--capture records every RPC variant; our decoder and Wireshark read it c
     t.same(c.connection.gaps, [])
   }
 
-  const tshark = spawnSync('tshark', ['--version'], { encoding: 'utf8' })
-  if (tshark.error) {
-    if (process.env.CI) t.fail('tshark is not installed (.ci/run installs it)')
-    else t.skip('tshark not installed here: the Wireshark check runs in CI')
+  const missing = spawnSync('tshark', ['--version'], { encoding: 'utf8' }).error
+  if (missing && process.env.CI) t.fail('tshark is not installed (.ci/run installs it)')
+  if (missing) {
+    t.test('Wireshark reads it', { skip: 'tshark is not installed here; .ci/run installs it for CI' })
     return
   }
   const run = (fields: string[], filter?: string) =>

@@ -1,0 +1,200 @@
+import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
+import { type ActivateOptions, activate } from '../client/activate.js'
+import { parseTarget, systemResolver } from '../client/discover.js'
+import { formatResult, progressLine, resultRecord } from '../client/text.js'
+import { ConfigError, UsageError } from '../errors.js'
+import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+
+const VERB = 'activate'
+const U32 = 0xffffffff
+
+const OPTIONS = {
+  product: { type: 'string', short: 'l' },
+  app: { type: 'string' },
+  sku: { type: 'string' },
+  kms: { type: 'string' },
+  products: { type: 'string' },
+  protocol: { type: 'string' },
+  cmid: { type: 'string' },
+  'previous-cmid': { type: 'string' },
+  workstation: { type: 'string' },
+  'required-count': { type: 'string' },
+  vm: { type: 'boolean' },
+  'license-status': { type: 'string' },
+  'grace-minutes': { type: 'string' },
+  time: { type: 'string' },
+  'no-ndr64': { type: 'boolean' },
+  'no-btfn': { type: 'boolean' },
+  'no-multiplex': { type: 'boolean' },
+  requests: { type: 'string', short: 'n' },
+  'new-connection': { type: 'boolean' },
+  charge: { type: 'boolean' },
+  timeout: { type: 'string' },
+  'dns-server': { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies OptionSpec
+
+const HELP = `Usage: kmslab activate [HOST[:PORT] | [IPV6]:PORT | .DOMAIN] [options]
+
+Sends KMS activation requests to a host (default 127.0.0.1:1688) the way vlmcs does and checks
+every answer: RPC framing, NDR, the KMS cryptography (hash, HMAC, IV rules, XorSalts) and echoes.
+.DOMAIN finds hosts through the _vlmcs._tcp.DOMAIN SRV record (priority, then weight order).
+
+Product (default: Windows 11 Enterprise)
+  -l, --product NAME       a catalogue product: name, alias, SKU id or GVLK (kmslab products)
+  --app GUID --sku GUID --kms GUID
+                           raw application / SKU (activation) / KMS counted ids
+  --products FILE          lay FILE over the product catalogue (as kmslab products)
+Request
+  --protocol 4|5|6         KMS protocol version (default: the product's)
+  --cmid GUID              client machine id (default: a random v4 UUID per request)
+  --previous-cmid GUID     previous client machine id (default: all zero)
+  --workstation NAME       workstation name (default: a random plausible DNS name)
+  --required-count N       N count policy (default: the product's, 25 / 5 / 5)
+  --vm                     claim to be a virtual machine
+  --license-status N       licensing status (default 2, OOB grace)
+  --grace-minutes N        remaining grace time in minutes (default 43200)
+  --time ISO               request time, e.g. 2026-01-01T00:00:00Z (probe a host's clock check)
+RPC
+  --no-ndr64 --no-btfn     do not offer NDR64 / bind-time feature negotiation
+  --no-multiplex           bind without PFC_CONC_MPX
+  -n, --requests N         requests to send over one connection (default 1)
+  --new-connection         a new TCP connection (and bind) for each request
+  --charge                 new CMIDs until the host counts the product's threshold (at most
+                           --requests, default twice the threshold); progress on stderr
+  --timeout T              for the connection and each answer: 10s, 2.5s, 500ms or plain
+                           milliseconds (default 10s)
+  --dns-server HOST[:PORT] DNS server for .DOMAIN (default: the system's)
+Output
+  -v, --verbose            every field of each request and answer, like vlmcs -v
+  --json                   one JSON object per request on stdout: host, request, response,
+                           verdict, warnings, error (request/response as kmslab decode --json)
+
+Exit codes: 0 every request activated, 2 count below the required count (0xC004F038),
+3 host refused (HRESULT), 4 an answer failed verification, 5 connection, DNS or RPC failure,
+64 usage error or unusable products file. When requests end differently the highest wins.
+`
+
+function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim())
+  const ms = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : Number.NaN
+  if (!(ms >= 1 && ms <= 3_600_000)) {
+    throw new UsageError(
+      `--timeout takes 10s, 500ms or milliseconds (1 ms to 1 h), got ${JSON.stringify(text)}`,
+      'timeout',
+    )
+  }
+  return Math.round(ms)
+}
+
+function parseProtocol(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  if (!/^[456]$/.test(text.trim()))
+    throw new UsageError(`--protocol takes 4, 5 or 6, got ${JSON.stringify(text)}`, 'protocol')
+  return Number(text)
+}
+
+function parseTime(text: string | undefined): Date | undefined {
+  if (text === undefined) return undefined
+  const d = new Date(text)
+  if (!/^\d{4}-\d\d-\d\d/.test(text) || Number.isNaN(d.getTime())) {
+    throw new UsageError(
+      `--time takes an ISO date and time such as 2026-01-01T00:00:00Z, got ${JSON.stringify(text)}`,
+      'time',
+    )
+  }
+  return d
+}
+
+/** Usage errors are one line: a catalogue's candidate list is folded into it. */
+function oneLine(message: string): string {
+  const [first, ...rest] = message.split('\n').map((l) => l.trim())
+  const head = first.startsWith('kmslab') ? first : `kmslab ${VERB}: ${first}`
+  if (rest.length === 0) return head
+  const shown = rest.filter(Boolean).slice(0, 8)
+  const more = rest.filter(Boolean).length - shown.length
+  return `${head} ${shown.join('; ')}${more > 0 ? `; ... ${more} more (kmslab products lists them)` : ''}`
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values: v, positionals } = parseCliArgs(VERB, argv, OPTIONS)
+  if (v.help) {
+    io.stdout.write(HELP)
+    return 0
+  }
+  if (positionals.length > 1) throw new UsageError(`only one host may be given, got ${positionals.join(' ')}`)
+  const target = parseTarget(positionals[0] ?? '')
+  if (v.json && v.verbose) throw new UsageError('--json and --verbose do not mix')
+  if (v.charge && v.cmid) throw new UsageError('--charge needs a new CMID per request; drop --cmid')
+  if (v['dns-server'] && target.kind !== 'srv') throw new UsageError('--dns-server needs a .DOMAIN target')
+  const catalog: Catalog = v.products ? loadCatalog({ extraFile: v.products }) : defaultCatalog()
+  const requests = intOption(VERB, 'requests', v.requests, 1, 1_000_000)
+  const options: ActivateOptions = {
+    catalog,
+    product: v.product,
+    appId: v.app,
+    skuId: v.sku,
+    kmsId: v.kms,
+    protocol: parseProtocol(v.protocol),
+    cmid: v.cmid,
+    previousCmid: v['previous-cmid'],
+    workstation: v.workstation,
+    requiredCount: intOption(VERB, 'required-count', v['required-count'], 0, U32),
+    vm: v.vm,
+    licenseStatus: intOption(VERB, 'license-status', v['license-status'], 0, U32),
+    graceMinutes: intOption(VERB, 'grace-minutes', v['grace-minutes'], 0, U32),
+    time: parseTime(v.time),
+    ndr64: !v['no-ndr64'],
+    btfn: !v['no-btfn'],
+    multiplex: !v['no-multiplex'],
+    requests,
+    newConnection: v['new-connection'],
+    charge: v.charge,
+    timeoutMs: parseTimeout(v.timeout),
+  }
+  if (target.kind === 'srv') options.resolveSrv = systemResolver(v['dns-server'], options.timeoutMs)
+  const total = v.charge ? undefined : (requests ?? 1)
+  // The progress line is erased before each result line and redrawn after it (onProgress follows).
+  let progress = false
+  options.onResult = (r) => {
+    if (progress) io.stderr.write('\r\x1b[K')
+    io.stdout.write(
+      v.json
+        ? `${JSON.stringify(resultRecord(r))}\n`
+        : formatResult(r, { verbose: v.verbose, names: catalog, total }),
+    )
+  }
+  if (v.charge && io.stderrIsTty && !v.json) {
+    options.onProgress = (p) => {
+      progress = true
+      io.stderr.write(`\r\x1b[K${progressLine(p)}`)
+    }
+  }
+  const report = await activate(positionals[0] ?? '', options)
+  if (progress) io.stderr.write('\n')
+  return report.exitCode
+}
+
+export const activateVerb: Verb = {
+  name: VERB,
+  summary: 'activate against a KMS host as a verifying client (test, charge, probe)',
+  help: HELP,
+  async run(argv, io) {
+    try {
+      return await run(argv, io)
+    } catch (err) {
+      if (err instanceof UsageError) {
+        io.stderr.write(`${oneLine(err.message)}\n`)
+        return 64
+      }
+      if (err instanceof ConfigError) {
+        io.stderr.write(`${oneLine(err.message)}\n`)
+        return 78
+      }
+      throw err
+    }
+  },
+}

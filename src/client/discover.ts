@@ -1,0 +1,115 @@
+// DNS auto-discovery of KMS hosts (§8): the `_vlmcs._tcp.<domain>` SRV record, tried in RFC 2782
+// order: lowest priority first; within a priority, a weighted random draw without replacement.
+import { Resolver } from 'node:dns/promises'
+import type { RandomSource } from '../crypto/random.js'
+import { UsageError } from '../errors.js'
+import { randomInt } from '../kms/epid.js'
+import { DiscoveryError } from './errors.js'
+
+export interface SrvRecord {
+  /** Target host name. */
+  name: string
+  port: number
+  priority: number
+  weight: number
+}
+
+/** Looks up the SRV records of a DNS name (injectable for tests and embedders). */
+export type ResolveSrv = (name: string) => Promise<SrvRecord[]>
+
+export function srvName(domain: string): string {
+  return `_vlmcs._tcp.${domain.replace(/^\.+/, '').replace(/\.+$/, '')}`
+}
+
+/**
+ * RFC 2782 selection: groups by ascending priority; in each group, repeatedly pick a record with
+ * probability weight / (sum of remaining weights), zero-weight records having a small chance
+ * (they are put first and win only a draw of exactly 0).
+ */
+export function orderSrvRecords(records: readonly SrvRecord[], random: RandomSource): SrvRecord[] {
+  const priorities = [...new Set(records.map((r) => r.priority))].sort((a, b) => a - b)
+  const out: SrvRecord[] = []
+  for (const p of priorities) {
+    const group = records.filter((r) => r.priority === p)
+    let left = [...group.filter((r) => r.weight === 0), ...group.filter((r) => r.weight > 0)]
+    while (left.length > 0) {
+      const total = left.reduce((n, r) => n + r.weight, 0)
+      const draw = randomInt(random, 0, total + 1)
+      let sum = 0
+      const i = left.findIndex((r) => {
+        sum += r.weight
+        return sum >= draw
+      })
+      out.push(left[i])
+      left = left.filter((_, j) => j !== i)
+    }
+  }
+  return out
+}
+
+/**
+ * The system's resolver, or the DNS server `server` ("ip", "ip:port", "[v6]:port"); a query is
+ * tried twice, each within `timeoutMs`. Throws UsageError for a server that is not an address.
+ */
+export function systemResolver(server?: string, timeoutMs = 5000): ResolveSrv {
+  const resolver = new Resolver({ timeout: timeoutMs, tries: 2 })
+  if (server) {
+    try {
+      resolver.setServers([server])
+    } catch {
+      throw new UsageError(
+        `--dns-server takes an IP address with an optional port, got ${JSON.stringify(server)}`,
+        'dns-server',
+      )
+    }
+  }
+  return async (name) => (await resolver.resolveSrv(name)).map((r) => ({ ...r }))
+}
+
+/** The hosts of `_vlmcs._tcp.<domain>` in the order to try them; throws DiscoveryError. */
+export async function discoverHosts(
+  domain: string,
+  resolve: ResolveSrv,
+  random: RandomSource,
+): Promise<SrvRecord[]> {
+  const name = srvName(domain)
+  let records: SrvRecord[]
+  try {
+    records = await resolve(name)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new DiscoveryError(`no KMS host found: SRV lookup of ${name} failed (${code})`, name)
+  }
+  const usable = records.filter((r) => r.name && r.name !== '.' && r.port > 0)
+  if (usable.length === 0) throw new DiscoveryError(`no KMS host found: ${name} has no SRV record`, name)
+  return orderSrvRecords(usable, random).map((r) => ({ ...r, name: r.name.replace(/\.$/, '') }))
+}
+
+/** Where `kmslab activate` goes: one host, or the SRV records of a domain (".example.test"). */
+export type Target = { kind: 'host'; host: string; port: number } | { kind: 'srv'; domain: string }
+
+export const DEFAULT_PORT = 1688
+
+/** "", "host", "host:port", "[v6]", "[v6]:port", a bare IPv6 address, or ".domain". */
+export function parseTarget(text: string): Target {
+  const t = text.trim()
+  if (t === '') return { kind: 'host', host: '127.0.0.1', port: DEFAULT_PORT }
+  if (t.startsWith('.')) {
+    if (!/^\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(t))
+      throw new UsageError(`not a DNS domain: ${JSON.stringify(t)}`)
+    return { kind: 'srv', domain: t.slice(1).replace(/\.$/, '') }
+  }
+  let host = t
+  let portText: string | undefined
+  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(t)
+  if (bracket) [, host, portText] = bracket
+  else if ((t.match(/:/g) ?? []).length === 1) [host, portText] = t.split(':')
+  if (host === '' || /[\s/[\]]/.test(host)) throw new UsageError(`not a host: ${JSON.stringify(t)}`)
+  let port = DEFAULT_PORT
+  if (portText !== undefined) {
+    port = /^\d{1,5}$/.test(portText) ? Number(portText) : 0
+    if (port < 1 || port > 65535)
+      throw new UsageError(`not a TCP port: ${JSON.stringify(portText)} in ${JSON.stringify(t)}`)
+  }
+  return { kind: 'host', host, port }
+}

@@ -1,0 +1,56 @@
+import { KmslabError } from '../errors.js'
+import { describeHresult } from '../kms/hresult.js'
+
+/**
+ * What went wrong below the KMS layer:
+ * - 'connect': the TCP connection could not be opened (refused, unreachable, unknown host);
+ * - 'timeout': no connection or no whole answer within the time limit;
+ * - 'fault': the host answered with a FAULT PDU (`status` is its NCA status);
+ * - 'bind-rejected': BIND_NAK, or a BIND_ACK that accepts no usable transfer syntax;
+ * - 'closed': the host closed the connection before a whole answer;
+ * - 'protocol': an answer that breaks DCE-RPC rules the client relies on (wrong PTYPE, call id,
+ *   context id, fragment flags, NDR framing, ...).
+ */
+export type RpcErrorKind = 'connect' | 'timeout' | 'fault' | 'bind-rejected' | 'closed' | 'protocol'
+
+export class RpcError extends KmslabError {
+  constructor(
+    readonly kind: RpcErrorKind,
+    message: string,
+    /** FAULT: the NCA status; BIND_NAK: the reject reason. */
+    readonly status?: number,
+  ) {
+    super(message)
+  }
+}
+
+/** No KMS host found through DNS (no SRV record, resolver failure). */
+export class DiscoveryError extends KmslabError {
+  constructor(
+    message: string,
+    readonly query: string,
+  ) {
+    super(message)
+  }
+}
+
+/** The host answered with an HRESULT instead of a KMS response (§7.1). */
+export class RefusedError extends KmslabError {
+  constructor(readonly hresult: number) {
+    super(`host refused: ${describeHresult(hresult)}`)
+  }
+}
+
+const NCA_NAMES: Record<number, string> = {
+  469827587: 'nca_s_unk_if',
+  469827586: 'nca_s_op_rng_error',
+  469827595: 'nca_s_proto_error',
+  1783: 'rpc_x_bad_stub_data',
+  469762076: 'nca_s_invalid_pres_context_id',
+}
+
+export function describeNcaStatus(status: number): string {
+  const hex = `0x${(status >>> 0).toString(16).toUpperCase().padStart(8, '0')}`
+  const name = NCA_NAMES[status >>> 0]
+  return name ? `${hex} (${name})` : hex
+}

@@ -1,0 +1,128 @@
+// A TCP connection as a stream of DCE-RPC PDUs: connect within a time limit, send bytes, and read
+// whole PDUs cut by frag_length whatever the TCP segmentation (§1.14), each within a time limit.
+import net from 'node:net'
+import { RPC_HEADER_LENGTH } from '../wire/rpc.js'
+import { RpcError } from './errors.js'
+
+/** "host:port", IPv6 in brackets. */
+export function endpointText(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+export class PduSocket {
+  private buffer: Buffer = Buffer.alloc(0)
+  private wake: (() => void) | null = null
+  private ended: string | null = null
+
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly remote: string,
+  ) {
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk
+      this.wake?.()
+    })
+    const end = (why: string) => {
+      this.ended ??= why
+      this.wake?.()
+    }
+    socket.on('end', () => end('the host closed the connection'))
+    socket.on('close', () => end('the connection closed'))
+    socket.on('error', (err: NodeJS.ErrnoException) => end(`connection error ${err.code ?? err.message}`))
+  }
+
+  static connect(host: string, port: number, timeoutMs: number): Promise<PduSocket> {
+    const remote = endpointText(host, port)
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port })
+      const timer = setTimeout(() => {
+        socket.destroy()
+        reject(new RpcError('timeout', `no connection to ${remote} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer)
+        socket.destroy()
+        reject(new RpcError('connect', `cannot connect to ${remote}: ${err.code ?? err.message}`))
+      })
+      socket.once('connect', () => {
+        clearTimeout(timer)
+        socket.removeAllListeners('error')
+        resolve(new PduSocket(socket, remote))
+      })
+    })
+  }
+
+  /** The host closed (or reset) the connection; nothing more can be sent on it. */
+  get closedByPeer(): boolean {
+    return this.ended !== null
+  }
+
+  /** Bytes received that do not form a whole PDU yet (0: no answer had started). */
+  get pendingBytes(): number {
+    return this.buffer.length
+  }
+
+  /**
+   * Lets the event loop deliver what has arrived or is about to (a host's FIN right behind its
+   * answer), so that `closedByPeer` is current before the next request, like vlmcs' look at the
+   * socket. A FIN later than that is caught when the next call finds the connection closed.
+   */
+  settle(): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, 1))
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.ended !== null) throw new RpcError('closed', `${this.ended} before the client could send`)
+    this.socket.write(bytes)
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+
+  /** Closes the connection (its state is unknown after a broken answer) and hands `err` back. */
+  fail(err: RpcError): RpcError {
+    this.socket.destroy()
+    return err
+  }
+
+  /** The next whole PDU: the header, then exactly frag_length bytes in all. */
+  async read(what: string, timeoutMs: number): Promise<Uint8Array> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const b = this.buffer
+      if (b.length > 0 && b[0] !== 5) {
+        throw this.fail(
+          new RpcError(
+            'protocol',
+            `${what}: the host sent bytes that are not DCE-RPC (0x${b[0].toString(16)})`,
+          ),
+        )
+      }
+      if (b.length >= 10) {
+        const length = b.readUInt16LE(8)
+        if (length < RPC_HEADER_LENGTH)
+          throw this.fail(new RpcError('protocol', `${what}: frag_length ${length} < 16`))
+        if (b.length >= length) {
+          this.buffer = b.subarray(length)
+          return b.subarray(0, length)
+        }
+      }
+      if (this.ended !== null) {
+        const got = b.length ? ` after ${b.length} bytes of it` : ''
+        throw new RpcError('closed', `${this.ended} before the ${what}${got}`)
+      }
+      const left = deadline - Date.now()
+      if (left <= 0) throw this.fail(new RpcError('timeout', `no ${what} within ${timeoutMs} ms`))
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.wake = () => {
+          this.wake = null
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+  }
+}
