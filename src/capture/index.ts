@@ -5,6 +5,13 @@ export {
   decodeCapturePdus,
   readCaptureFile,
 } from './capture-pdus.js'
+export {
+  type DecodedCapture,
+  type DecodeOptions,
+  decodeCapture,
+  type ExchangeRecord,
+  endpointText,
+} from './decode.js'
 export { addFinding, CaptureError } from './errors.js'
 export { decodeFrame, ipv6Text, LINKTYPE, TCP_FLAGS, type TcpSegment } from './packet.js'
 export { type CapturedPacket, type CaptureFile, readCapture } from './pcap.js'

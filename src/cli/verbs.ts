@@ -1,7 +1,8 @@
 import { activateVerb } from './activate.js'
 import type { Verb } from './args.js'
+import { decodeVerb } from './decode.js'
 import { productsVerb } from './products.js'
 import { serveVerb } from './serve.js'
 
 /** Every verb of the `kmslab` command, in the order `kmslab --help` lists them. */
-export const verbs: Verb[] = [serveVerb, activateVerb, productsVerb]
+export const verbs: Verb[] = [serveVerb, activateVerb, decodeVerb, productsVerb]
