@@ -2,17 +2,8 @@
 // prints it (field names as in the protocol reference, product names from the catalogue).
 import type { DecodedCapture, ExchangeRecord } from '../capture/decode.js'
 import { describeHresult } from '../kms/hresult.js'
-
-const LICENSE_STATUS = [
-  'unlicensed',
-  'licensed',
-  'OOB grace',
-  'OOT grace',
-  'non-genuine grace',
-  'notification',
-  'extended grace',
-]
-const NULL_GUID = '00000000-0000-0000-0000-000000000000'
+import { LICENSE_STATUS_NAMES } from '../kms/report.js'
+import { NULL_GUID } from '../wire/bytes.js'
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
@@ -81,7 +72,7 @@ function requestLines(r: ExchangeRecord): string[] {
     return [`  request   not decodable${v}`]
   }
   const shape = r.wireVersion && r.wireVersion !== q.version ? `, ${r.wireVersion} on the wire` : ''
-  const status = LICENSE_STATUS[q.licenseStatus] ?? 'unknown'
+  const status = LICENSE_STATUS_NAMES[q.licenseStatus] ?? 'unknown'
   const p = r.products
   return [
     `  request   KMS ${q.version}${shape}, ${q.verified ? 'verified' : 'NOT verified'}`,

@@ -4,6 +4,7 @@ import { describeHresult, HRESULT } from '../kms/hresult.js'
 import {
   filetimeIso,
   hwidText,
+  LICENSE_STATUS_NAMES,
   type RequestReport,
   type ResponseReport,
   refusalReport,
@@ -83,16 +84,6 @@ function utc(ft: bigint): string {
   return (filetimeIso(ft) ?? String(ft)).replace('T', ' ').replace(/\.\d+Z$/, '')
 }
 
-const LICENSE_STATUS = [
-  'unlicensed',
-  'licensed',
-  'OOB grace',
-  'OOT grace',
-  'non-genuine grace',
-  'notification',
-  'extended grace',
-]
-
 function named(id: string, name: string | undefined): string {
   return name ? `${id} (${name})` : id
 }
@@ -109,7 +100,7 @@ export function verboseLines(r: RequestResult, names?: NameLookup, total?: numbe
     ['Client is a virtual machine', q.isClientVm ? 'Yes' : 'No'],
     [
       'Licensing status',
-      `${q.licenseStatus}${LICENSE_STATUS[q.licenseStatus] ? ` (${LICENSE_STATUS[q.licenseStatus]})` : ''}`,
+      `${q.licenseStatus}${LICENSE_STATUS_NAMES[q.licenseStatus] ? ` (${LICENSE_STATUS_NAMES[q.licenseStatus]})` : ''}`,
     ],
     ['Remaining time (0 = forever)', `${q.graceTime} minutes`],
     ['Application ID', named(q.appId, names?.appName(q.appId))],

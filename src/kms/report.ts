@@ -54,6 +54,17 @@ export function filetimeIso(ft: bigint): string | null {
   return Number.isNaN(d.getTime()) ? null : d.toISOString()
 }
 
+/** §2.2 LicenseStatus values, as analysers and vlmcs name them. */
+export const LICENSE_STATUS_NAMES: readonly string[] = [
+  'unlicensed',
+  'licensed',
+  'OOB grace',
+  'OOT grace',
+  'non-genuine grace',
+  'notification',
+  'extended grace',
+]
+
 export function versionText(major: number, minor: number): string {
   return `${major}.${minor}`
 }

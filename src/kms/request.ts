@@ -46,19 +46,21 @@ export function cipherForMajor(major: number): BlockCipher {
   return major === 5 ? V5_CIPHER : V6_CIPHER
 }
 
+function undecoded(
+  payload: Uint8Array,
+  major: number,
+  minor: number,
+  problems: RequestProblem[],
+): DecodedRequest {
+  const shape = major >= 5 ? 'encrypted' : 'v4'
+  return { major, minor, shape, length: payload.length, base: null, iv: null, decryptedIv: null, problems }
+}
+
 export function decodeKmsRequest(payload: Uint8Array): DecodedRequest {
   const problems: RequestProblem[] = []
   if (payload.length < 4) {
-    return {
-      major: -1,
-      minor: -1,
-      shape: 'v4',
-      length: payload.length,
-      base: null,
-      iv: null,
-      decryptedIv: null,
-      problems: [{ check: 'short', message: `KMS request of ${payload.length} bytes has no version` }],
-    }
+    problems.push({ check: 'short', message: `KMS request of ${payload.length} bytes has no version` })
+    return undecoded(payload, -1, -1, problems)
   }
   const minor = payload[0] | (payload[1] << 8)
   const major = payload[2] | (payload[3] << 8)
