@@ -92,26 +92,37 @@ Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage or configuration-file error,
 78 unusable state (read-only or corrupt state file, address in use).
 `
 
-type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
+export type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
 
 /** Settings from --config: the flags' names as keys, checked like the flags themselves. */
 function readConfig(path: string): Values {
-  let data: unknown
+  let text: string
   try {
-    data = JSON.parse(readFileSync(path, 'utf8'))
+    text = readFileSync(path, 'utf8')
   } catch (err) {
     throw new UsageError(
       `kmslab serve: --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     )
+  }
+  return parseServeConfig(text, path)
+}
+
+/** The text of a --config file as flag values; throws UsageError naming the file and the key. */
+export function parseServeConfig(text: string, path: string): Values {
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`kmslab serve: --config ${path}: not JSON: ${(err as Error).message}`)
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new UsageError(`kmslab serve: --config ${path}: must be a JSON object`)
   }
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(data)) {
-    const spec = (OPTIONS as OptionSpec)[key]
-    if (!spec || key === 'config')
+    if (!Object.hasOwn(OPTIONS, key) || key === 'config')
       throw new UsageError(`kmslab serve: --config ${path}: unknown setting ${JSON.stringify(key)}`)
+    const spec = (OPTIONS as OptionSpec)[key]
     const ok =
       spec.type === 'boolean'
         ? typeof value === 'boolean'
@@ -230,6 +241,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     else if (log.level === 'verbose')
       log.info('connection', `${c.type} ${c.client}${c.reason ? `: ${c.reason}` : ''}`, c)
   })
+  host.events.on('protocol', (p) => log.warn('protocol', `${p.client}: ${p.reason}`, p))
   host.events.on('refused', (r) => log.warn('refused', `${r.client}: connection refused (${r.reason})`, r))
   host.events.on('fault', (f) =>
     log.warn('fault', `${f.client}: FAULT ${hresultHex(f.status)} for call ${f.callId}: ${f.reason}`, f),

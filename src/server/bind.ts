@@ -1,6 +1,7 @@
 import { NULL_GUID } from '../wire/bytes.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import {
+  type BindPdu,
   btfnBitmask,
   CONTEXT_RESULT,
   type ContextResult,
@@ -9,6 +10,7 @@ import {
   NDR32_UUID,
   NDR64_UUID,
   type PresentationContext,
+  PTYPE,
   REJECT_REASON,
 } from '../wire/rpc.js'
 
@@ -56,7 +58,12 @@ function offers(ctx: PresentationContext, syntax: 'ndr32' | 'ndr64' | 'btfn'): b
  * which never had NDR64 either, so `btfn: false` turns NDR64 off too (vlmcs flags NDR64 without
  * BTFN).
  */
-export function decideContexts(contexts: PresentationContext[], policy: BindPolicy): ContextDecision {
+export function decideContexts(
+  contexts: PresentationContext[],
+  policy: BindPolicy,
+  /** Whether the connection has room for this context id (answered "local limit exceeded" if not). */
+  canAccept: (contextId: number) => boolean = () => true,
+): ContextDecision {
   const ndr64 = policy.ndr64 && policy.btfn
   const usable = contexts.slice(0, MAX_CONTEXTS)
   const chosen: TransferSyntax =
@@ -66,6 +73,7 @@ export function decideContexts(contexts: PresentationContext[], policy: BindPoli
     if (index >= MAX_CONTEXTS) return rejected(REJECT_REASON.LOCAL_LIMIT_EXCEEDED)
     if (!offersKms(ctx)) return rejected(REJECT_REASON.ABSTRACT_SYNTAX_NOT_SUPPORTED)
     if (offers(ctx, chosen) && accepted.size === 0) {
+      if (!canAccept(ctx.contextId)) return rejected(REJECT_REASON.LOCAL_LIMIT_EXCEEDED)
       accepted.set(ctx.contextId, chosen)
       return {
         result: CONTEXT_RESULT.ACCEPTANCE,
@@ -85,4 +93,28 @@ export function decideContexts(contexts: PresentationContext[], policy: BindPoli
     return rejected(REJECT_REASON.TRANSFER_SYNTAXES_NOT_SUPPORTED)
   })
   return { results, accepted }
+}
+
+/**
+ * What is odd about a BIND or ALTER_CONTEXT the host still answered, for the log (null when
+ * nothing is): more items than fit the fragment or than the host considers, or nothing usable.
+ */
+export function bindAnomalies(pdu: BindPdu, declared: number, acceptedCount: number): string | null {
+  const what = pdu.header.ptype === PTYPE.BIND ? 'BIND' : 'ALTER_CONTEXT'
+  const parts: string[] = []
+  if (declared > pdu.contexts.length) {
+    parts.push(`declares ${declared} presentation contexts, ${pdu.contexts.length} fit the fragment`)
+  }
+  if (pdu.contexts.length > MAX_CONTEXTS) {
+    parts.push(`${pdu.contexts.length} presentation contexts, those past ${MAX_CONTEXTS} rejected`)
+  }
+  if (acceptedCount === 0) {
+    const foreign = pdu.contexts.find((c) => !offersKms(c))
+    parts.push(
+      foreign && !pdu.contexts.some(offersKms)
+        ? `for another interface (${foreign.abstractSyntax.uuid} v${foreign.abstractSyntax.versionMajor}.${foreign.abstractSyntax.versionMinor}), rejected`
+        : 'no presentation context accepted',
+    )
+  }
+  return parts.length > 0 ? `${what} ${parts.join('; ')}` : null
 }

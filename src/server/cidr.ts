@@ -9,16 +9,25 @@ export interface Cidr {
 }
 
 const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
+const GROUP = /^[0-9a-f]{1,4}$/i
+
+/** Eight groups of hex, or fewer with one "::" standing for the missing zero groups. */
+function isIpv6(addr: string): boolean {
+  const halves = addr.split('::')
+  if (halves.length > 2) return false
+  const groups = halves.map((h) => (h === '' ? [] : h.split(':')))
+  const count = groups.reduce((n, g) => n + g.length, 0)
+  if (!groups.every((g) => g.every((x) => GROUP.test(x)))) return false
+  return halves.length === 2 ? count <= 7 : count === 8
+}
 
 export function parseCidr(text: string): Cidr {
   const [addr, prefixText, extra] = text.trim().split('/')
   const v4 = V4.exec(addr)
-  const valid = v4
-    ? v4.slice(1).every((p) => Number(p) <= 255)
-    : /^[0-9a-f:]+$/i.test(addr) && addr.includes(':')
+  const valid = v4 ? v4.slice(1).every((p) => Number(p) <= 255) : isIpv6(addr)
   const bits = v4 ? 32 : 128
-  const prefix = prefixText === undefined ? bits : Number(prefixText)
-  if (!valid || extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > bits) {
+  const prefix = prefixText === undefined ? bits : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN
+  if (!valid || extra !== undefined || !(prefix >= 0 && prefix <= bits)) {
     throw new UsageError(`--allow: not a network in CIDR form: ${JSON.stringify(text)}`, 'allow')
   }
   return { text, bytes: ipBytes(addr), prefix }

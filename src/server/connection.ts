@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net'
-import { WireError } from '../wire/bytes.js'
+import { NULL_GUID, WireError } from '../wire/bytes.js'
 import { emitRefusalStub, emitResponseStub, parseRequestStub, type TransferSyntax } from '../wire/ndr.js'
 import {
   BIND_NAK_REASON,
   type BindPdu,
+  CONTEXT_RESULT,
   DREP_LE_ASCII_IEEE,
   emitBindAckPdu,
   emitBindNakPdu,
@@ -16,40 +17,40 @@ import {
   parseBindPdu,
   parseRequestPdu,
   parseRpcHeader,
+  REJECT_REASON,
   type RequestPdu,
 } from '../wire/rpc.js'
-import { decideContexts } from './bind.js'
+import { bindAnomalies, decideContexts, MAX_CONTEXTS } from './bind.js'
 import { DEFAULT_MAX_FRAGMENT, FramingError, PduFramer } from './framer.js'
+import { FragmentAssembler } from './reassembly.js'
 import type { CallOutcome, ConnectionSettings, Endpoint } from './types.js'
 
 /** The smallest fragment MS-RPCE lets a peer negotiate. */
 const MIN_FRAGMENT = 1432
-/** Reassembled fragmented calls larger than this are refused: a KMS request is ~300 bytes. */
-const MAX_CALL_BYTES = 16 * 1024
 /** Stop reading while this much of our output is still queued for a peer that does not read. */
 const MAX_PENDING_OUTPUT = 64 * 1024
-
-interface PartialCall {
-  first: RequestPdu
-  parts: Uint8Array[]
-  size: number
-}
+/** After our FIN, a peer that neither reads nor closes keeps the socket this long at most. */
+const LINGER_MS = 2000
 
 /**
  * One TCP connection of the host: cuts PDUs, answers BIND / ALTER_CONTEXT with per-context
  * results, hands each KMS REQUEST to the activation handler and sends its RESPONSE (or FAULT),
- * strictly in order. PDUs that arrive while a call is being answered wait in `queue`.
+ * strictly in order. While a call is being answered, the PDUs behind it stay unread in the
+ * framer and the socket stops reading, as it does while our output backs up: what a connection
+ * holds is bounded by one read chunk and one fragment, whatever the peer sends.
  */
 export class RpcConnection {
   readonly framer = new PduFramer()
   readonly contexts = new Map<number, TransferSyntax>()
   readonly openedAt: number
   calls = 0
+  /** The close was reported (once); the socket may still be flushing our last answer. */
   closed = false
-  private queue: Uint8Array[] = []
   private busy = false
   private peerDone = false
-  private partial: PartialCall | null = null
+  private readingPaused = false
+  private readonly fragments = new FragmentAssembler()
+  private linger: NodeJS.Timeout | null = null
   private readonly assocGroupId: number
 
   constructor(
@@ -62,76 +63,118 @@ export class RpcConnection {
     this.openedAt = settings.now()
     const r = settings.random(4)
     this.assocGroupId = ((r[0] | (r[1] << 8) | (r[2] << 16) | (r[3] << 24)) >>> 0 || 1) >>> 0
+    socket.on('drain', () => this.pump())
   }
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return
     this.settings.recorder?.data(this.id, true, chunk)
-    let pdus: Uint8Array[]
-    try {
-      pdus = this.framer.push(chunk)
-    } catch (err) {
-      if (!(err instanceof FramingError)) throw err
-      if (err.rpcVersion !== undefined) {
-        this.nak(
-          BIND_NAK_REASON.PROTOCOL_VERSION_NOT_SUPPORTED,
-          0,
-          `RPC version ${err.rpcVersion} not supported`,
-        )
-      } else {
-        this.close(err.message, true)
-      }
-      return
-    }
-    for (const pdu of pdus) {
-      if (this.closed) return
-      if (this.busy) this.queue.push(pdu.slice())
-      else this.process(pdu)
-    }
+    this.framer.feed(chunk)
+    this.pump()
   }
 
   get isBusy(): boolean {
     return this.busy
   }
 
+  /** An answer is in progress, or whole PDUs wait behind one: what a graceful stop lets finish. */
+  get hasWork(): boolean {
+    return !this.closed && (this.busy || this.framer.unread > 0)
+  }
+
+  /** Reading is paused: an answer is in progress with PDUs behind it, or the peer does not read. */
+  get isPaused(): boolean {
+    return this.readingPaused
+  }
+
   /** The peer finished sending: answer what is queued, then close our side too. */
   peerEnded(): void {
     this.peerDone = true
-    if (!this.busy) this.endAfterAnswers()
+    if (!this.busy) this.pump()
   }
 
-  private endAfterAnswers(): void {
-    if (this.closed) return
+  /** The socket is gone: drop what still refers to it. */
+  disposed(): void {
+    if (this.linger) clearTimeout(this.linger)
+    this.linger = null
     this.closed = true
-    const midPdu = this.framer.pending > 0
-    this.settings.events.onClose(this, midPdu ? 'peer closed in the middle of a PDU' : 'peer closed', false)
-    this.socket.end()
   }
 
+  /** Reports the close (once) and drops the socket at once, unread input and unsent output alike. */
   close(reason: string, protocolError = false): void {
+    if (!this.closed) {
+      this.closed = true
+      this.settings.events.onClose(this, reason, protocolError)
+    }
+    this.socket.destroy()
+  }
+
+  /** Reports the close (once) and ends our side after what was written: the peer reads it, then FIN. */
+  private finishWith(reason: string, protocolError: boolean): void {
     if (this.closed) return
     this.closed = true
     this.settings.events.onClose(this, reason, protocolError)
-    this.socket.destroy()
+    this.socket.end()
+    this.linger = setTimeout(() => this.socket.destroy(), LINGER_MS)
+    this.linger.unref?.()
+  }
+
+  /** Takes PDUs from the framer while no answer is in progress and the peer reads our answers. */
+  private pump(): void {
+    while (!this.busy && !this.closed && this.socket.writableLength <= MAX_PENDING_OUTPUT) {
+      let pdu: Uint8Array | null
+      try {
+        pdu = this.framer.next()
+      } catch (err) {
+        if (err instanceof FramingError && err.rpcVersion !== undefined) {
+          this.nak(BIND_NAK_REASON.PROTOCOL_VERSION_NOT_SUPPORTED, err.callId, err.message)
+        } else if (err instanceof FramingError) {
+          this.close(err.message, true)
+        } else {
+          this.internalError(err)
+        }
+        return
+      }
+      if (pdu === null) break
+      this.process(pdu)
+    }
+    if (this.closed) return
+    if (!this.busy && this.peerDone && this.framer.unread === 0) {
+      const midPdu = this.framer.pending > 0
+      this.finishWith(midPdu ? 'peer closed in the middle of a PDU' : 'peer closed', midPdu)
+      return
+    }
+    this.updateFlow()
+  }
+
+  /** Reads only while nothing waits: no PDU behind an answer in progress, no backed-up output. */
+  private updateFlow(): void {
+    if (this.closed) return
+    const hold = this.framer.unread > 0 || this.socket.writableLength > MAX_PENDING_OUTPUT
+    if (hold === this.readingPaused) return
+    this.readingPaused = hold
+    if (hold) this.socket.pause()
+    else this.socket.resume()
   }
 
   private send(bytes: Uint8Array): void {
     this.settings.recorder?.data(this.id, false, bytes)
     this.socket.write(bytes)
-    if (this.socket.writableLength > MAX_PENDING_OUTPUT && !this.socket.isPaused()) {
-      this.socket.pause()
-      this.socket.once('drain', () => this.socket.resume())
-    }
   }
 
   private process(pdu: Uint8Array): void {
     try {
       this.dispatch(pdu)
     } catch (err) {
-      if (!(err instanceof WireError)) throw err
       // A PDU whose header framed fine but whose body does not parse: log once and drop the peer.
-      this.close(`malformed PDU: ${err.message}`, true)
+      if (err instanceof WireError) this.close(`malformed PDU: ${err.message}`, true)
+      else this.internalError(err)
     }
+  }
+
+  /** A bug of ours: it costs this connection (logged once), never the host. */
+  private internalError(err: unknown): void {
+    this.close(`internal error: ${(err as Error)?.message ?? String(err)}`, true)
   }
 
   private dispatch(pdu: Uint8Array): void {
@@ -172,9 +215,7 @@ export class RpcConnection {
       protocols: [{ major: 5, minor: 0 }],
     })
     this.send(bytes)
-    this.closed = true
-    this.settings.events.onClose(this, `BIND_NAK: ${why}`, true)
-    this.socket.end()
+    this.finishWith(`BIND_NAK: ${why}`, true)
   }
 
   private bind(pdu: BindPdu): void {
@@ -183,16 +224,23 @@ export class RpcConnection {
       this.nak(BIND_NAK_REASON.NOT_SPECIFIED, pdu.header.callId, 'rejected by a fault-injection rule')
       return
     }
-    const { results, accepted } = decideContexts(pdu.contexts, this.settings.bindPolicy)
+    // A connection keeps at most MAX_CONTEXTS contexts, however many ALTER_CONTEXTs add new ids.
+    const { results, accepted } = decideContexts(
+      pdu.contexts,
+      this.settings.bindPolicy,
+      (id) => this.contexts.has(id) || this.contexts.size < MAX_CONTEXTS,
+    )
     // Every declared item gets a result, even those a hostile count claims beyond the fragment.
     const declared = Math.max(pdu.declaredContextCount ?? pdu.contexts.length, pdu.contexts.length)
-    while (results.length < Math.min(declared, 255)) {
+    while (results.length < declared) {
       results.push({
-        result: 2,
-        reason: 3,
-        transferSyntax: { uuid: '00000000-0000-0000-0000-000000000000', version: 0 },
+        result: CONTEXT_RESULT.PROVIDER_REJECTION,
+        reason: REJECT_REASON.LOCAL_LIMIT_EXCEEDED,
+        transferSyntax: { uuid: NULL_GUID, version: 0 },
       })
     }
+    const odd = bindAnomalies(pdu, declared, accepted.size)
+    if (odd) this.settings.events.onNotice(this, odd)
     for (const [id, syntax] of accepted) this.contexts.set(id, syntax)
     const receive = Math.min(Math.max(pdu.maxXmitFrag, MIN_FRAGMENT), DEFAULT_MAX_FRAGMENT)
     this.framer.maxFragment = receive
@@ -236,8 +284,13 @@ export class RpcConnection {
       this.fault(callId, pdu.contextId, NCA_STATUS.OP_RNG_ERROR, `unknown opnum ${pdu.opnum}`)
       return
     }
-    const stub = this.reassemble(pdu)
-    if (stub === null) return
+    const assembled = this.fragments.add(pdu)
+    if (assembled === null) return
+    if ('error' in assembled) {
+      this.fault(callId, pdu.contextId, NCA_STATUS.PROTO_ERROR, assembled.error)
+      return
+    }
+    const { stub } = assembled
     let payload: Uint8Array
     try {
       payload = parseRequestStub(stub, syntax).payload
@@ -257,51 +310,12 @@ export class RpcConnection {
     })
     if (outcome instanceof Promise) {
       this.busy = true
-      outcome.then(
-        (o) => this.finish(callId, pdu.contextId, syntax, o),
-        (err) => this.close(`internal error: ${(err as Error).message}`),
-      )
+      outcome
+        .then((o) => this.finish(callId, pdu.contextId, syntax, o))
+        .catch((err) => this.internalError(err))
     } else {
       this.finish(callId, pdu.contextId, syntax, outcome)
     }
-  }
-
-  /** Collects FIRST ... LAST fragments of one call; returns the whole stub, or null for "not yet". */
-  private reassemble(pdu: RequestPdu): Uint8Array | null {
-    const first = (pdu.header.flags & PFC.FIRST_FRAG) !== 0
-    const last = (pdu.header.flags & PFC.LAST_FRAG) !== 0
-    if (first && last && !this.partial) return pdu.stub
-    const p = this.partial
-    if (first) {
-      this.partial = { first: pdu, parts: [pdu.stub.slice()], size: pdu.stub.length }
-      return null
-    }
-    if (!p || p.first.header.callId !== pdu.header.callId || p.first.contextId !== pdu.contextId) {
-      this.partial = null
-      this.fault(
-        pdu.header.callId,
-        pdu.contextId,
-        NCA_STATUS.PROTO_ERROR,
-        'fragment without its first fragment',
-      )
-      return null
-    }
-    p.size += pdu.stub.length
-    if (p.size > MAX_CALL_BYTES) {
-      this.partial = null
-      this.fault(pdu.header.callId, pdu.contextId, NCA_STATUS.PROTO_ERROR, 'fragmented call too large')
-      return null
-    }
-    p.parts.push(pdu.stub.slice())
-    if (!last) return null
-    this.partial = null
-    const stub = new Uint8Array(p.size)
-    let o = 0
-    for (const part of p.parts) {
-      stub.set(part, o)
-      o += part.length
-    }
-    return stub
   }
 
   private finish(callId: number, contextId: number, syntax: TransferSyntax, outcome: CallOutcome): void {
@@ -331,24 +345,23 @@ export class RpcConnection {
         this.send(bytes)
       }
       if (outcome.closeAfter || this.settings.disconnectAfterAnswer) {
-        this.closed = true
-        this.settings.events.onClose(this, 'closed after the answer', false)
-        this.socket.end()
+        this.finishWith('closed after the answer', false)
         return
       }
-      this.drain()
+      // Called from inside pump() when the answer was synchronous; resume pumping only after a wait.
+      const waited = this.busy
+      this.busy = false
+      if (waited) this.pump()
     }
     if (outcome.delayMs && outcome.delayMs > 0) {
       this.busy = true
-      setTimeout(after, outcome.delayMs)
+      setTimeout(() => {
+        try {
+          after()
+        } catch (err) {
+          this.internalError(err)
+        }
+      }, outcome.delayMs)
     } else after()
-  }
-
-  private drain(): void {
-    this.busy = false
-    while (!this.busy && !this.closed && this.queue.length > 0) {
-      this.process(this.queue.shift()!)
-    }
-    if (!this.busy && this.peerDone) this.endAfterAnswers()
   }
 }

@@ -9,10 +9,12 @@ export interface Endpoint {
 /**
  * Records every connection's bytes as a classic pcap with synthetic TCP framing (handshake, data
  * with real sequence numbers, FIN), so `kmslab decode` and Wireshark read the host's traffic.
- * Writes are synchronous and small: this is a research switch, not a hot path.
+ * Writes are synchronous and small: this is a research switch, not a hot path. A write that fails
+ * (disk full) ends the recording, never the host: `error` then says why the file stops there.
  */
 export class CaptureRecorder {
   private fd: number
+  error: Error | null = null
   private flows = new Map<
     number,
     { client: Endpoint; server: Endpoint; clientSeq: number; serverSeq: number }
@@ -61,7 +63,11 @@ export class CaptureRecorder {
 
   end(): void {
     for (const id of [...this.flows.keys()]) this.close(id)
-    closeSync(this.fd)
+    try {
+      closeSync(this.fd)
+    } catch (err) {
+      this.error ??= err as Error
+    }
   }
 
   private segment(
@@ -70,16 +76,25 @@ export class CaptureRecorder {
     flags: number,
     payload: Uint8Array,
   ): void {
-    const record = emitPcapTcpRecord({
-      src: fromClient ? flow.client : flow.server,
-      dst: fromClient ? flow.server : flow.client,
-      seq: fromClient ? flow.clientSeq : flow.serverSeq,
-      ack:
-        flags & TCP_FLAGS.SYN && !(flags & TCP_FLAGS.ACK) ? 0 : fromClient ? flow.serverSeq : flow.clientSeq,
-      flags,
-      payload,
-      timestampMs: this.now(),
-    })
-    writeSync(this.fd, record)
+    if (this.error) return
+    try {
+      const record = emitPcapTcpRecord({
+        src: fromClient ? flow.client : flow.server,
+        dst: fromClient ? flow.server : flow.client,
+        seq: fromClient ? flow.clientSeq : flow.serverSeq,
+        ack:
+          flags & TCP_FLAGS.SYN && !(flags & TCP_FLAGS.ACK)
+            ? 0
+            : fromClient
+              ? flow.serverSeq
+              : flow.clientSeq,
+        flags,
+        payload,
+        timestampMs: this.now(),
+      })
+      writeSync(this.fd, record)
+    } catch (err) {
+      this.error = err as Error
+    }
   }
 }

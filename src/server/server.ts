@@ -46,6 +46,8 @@ export interface RpcServerEvents {
     accepted: Map<number, TransferSyntax>,
   ): void
   fault(conn: RpcConnection, callId: number, status: number, reason: string): void
+  /** A protocol oddity answered without closing (the connection goes on). */
+  notice(conn: RpcConnection, reason: string): void
 }
 
 export class ListenError extends KmslabError {
@@ -75,7 +77,15 @@ export class RpcServer {
   constructor(private readonly options: RpcServerOptions) {
     this.now = options.now ?? Date.now
     const noop = () => {}
-    this.events = { open: noop, close: noop, refused: noop, bind: noop, fault: noop, ...options.events }
+    this.events = {
+      open: noop,
+      close: noop,
+      refused: noop,
+      bind: noop,
+      fault: noop,
+      notice: noop,
+      ...options.events,
+    }
   }
 
   /** The addresses actually bound (port 0 resolved). */
@@ -110,7 +120,12 @@ export class RpcServer {
   }
 
   private accept(socket: Socket): void {
-    const client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
+    // A peer that reset before we got here has no address any more: nothing to answer or log.
+    if (socket.remoteAddress === undefined) {
+      socket.destroy()
+      return
+    }
+    const client = { address: socket.remoteAddress, port: socket.remotePort ?? 0 }
     if (this.options.allow && !matchesAny(client.address, this.options.allow)) {
       this.stats.refusedNotAllowed++
       socket.destroy()
@@ -136,6 +151,7 @@ export class RpcServer {
       events: {
         onBind: (c, isBind, results, accepted) => this.events.bind(c, isBind, results, accepted),
         onFault: (c, callId, status, reason) => this.events.fault(c, callId, status, reason),
+        onNotice: (c, reason) => this.events.notice(c, reason),
         onClose: (c, reason, protocolError) => {
           if (protocolError) this.stats.protocolErrors++
           this.events.close(c, reason, protocolError)
@@ -145,20 +161,16 @@ export class RpcServer {
     this.connections.add(conn)
     this.recorder?.open(conn.id, client, local)
     socket.setTimeout(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
-    socket.on('timeout', () =>
-      conn.close(
-        conn.framer.pending > 0 ? 'idle timeout in the middle of a PDU' : 'idle timeout',
-        conn.framer.pending > 0,
-      ),
-    )
+    socket.on('timeout', () => {
+      const midPdu = conn.framer.pending > 0 && !conn.isBusy
+      conn.close(midPdu ? 'idle timeout in the middle of a PDU' : 'idle timeout', midPdu)
+    })
     socket.on('data', (chunk) => conn.onData(chunk))
     socket.on('end', () => conn.peerEnded())
     socket.on('error', () => conn.close('socket error'))
     socket.on('close', () => {
-      if (!conn.closed) {
-        conn.closed = true
-        this.events.close(conn, 'connection lost', false)
-      }
+      if (!conn.closed) this.events.close(conn, 'connection lost', false)
+      conn.disposed()
       this.connections.delete(conn)
       this.recorder?.close(conn.id)
     })
@@ -173,7 +185,10 @@ export class RpcServer {
     }
   }
 
-  /** Stops accepting; gives connections `graceMs` to finish their answers, then closes them. */
+  /**
+   * Stops accepting; gives connections `graceMs` to finish the answers in progress and the
+   * requests already read behind them, then closes them.
+   */
   async stop(graceMs = 1000): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper)
     this.sweeper = null
@@ -183,7 +198,7 @@ export class RpcServer {
     while (
       this.connections.size > 0 &&
       Date.now() < deadline &&
-      [...this.connections].some((c) => c.isBusy)
+      [...this.connections].some((c) => c.hasWork)
     ) {
       await new Promise((r) => setTimeout(r, 10))
     }

@@ -37,6 +37,8 @@ export interface ConnectionEvents {
     accepted: Map<number, TransferSyntax>,
   ): void
   onFault(conn: RpcConnection, callId: number, status: number, reason: string): void
+  /** Something odd the host answered without closing (a BIND for another interface, too many items). */
+  onNotice(conn: RpcConnection, reason: string): void
   onClose(conn: RpcConnection, reason: string, protocolError: boolean): void
 }
 
