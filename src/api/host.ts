@@ -1,77 +1,28 @@
 import { EventEmitter, on } from 'node:events'
 import { defaultCatalog, loadCatalog } from '../catalog/index.js'
-import type { Catalog } from '../catalog/types.js'
 import { cryptoRandom, type RandomSource, seededRandom } from '../crypto/random.js'
-import { ActivationCounter, type CounterMode, type PoolEntry } from '../kms/counter.js'
-import { type AnswerOverride, answerKmsRequest, type KmsIdStatus } from '../kms/host.js'
-import { HRESULT } from '../kms/hresult.js'
-import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
+import { UsageError } from '../errors.js'
+import { ActivationCounter, type CounterMode, KNOWN_APP_IDS, type PoolEntry } from '../kms/counter.js'
+import type { KmsIdStatus } from '../kms/host.js'
 import type { RpcConnection } from '../server/connection.js'
 import { RpcServer, type RpcServerEvents } from '../server/server.js'
-import type { CallOutcome, KmsCall } from '../server/types.js'
 import { GroupCommitter } from '../store/group-commit.js'
 import { openStateStore } from '../store/open.js'
-import type { CommitBatch, HistoryQuery, HistoryRow, HostIdentity, StateStore } from '../store/types.js'
-import { NULL_GUID } from '../wire/bytes.js'
+import type { CommitBatch, StateStore, WriteFailure } from '../store/types.js'
+import { isGuid } from '../wire/bytes.js'
+import { createCallHandler } from './handler.js'
 import { hwidBytes, loadOrCreateIdentity } from './identity.js'
 import { type HostOptions, parseInterval, parseListen, resolveAllow, resolveCounterMode } from './options.js'
-import { type CompiledRule, compileRules, type FaultRule, matchBindRule, matchRequestRule } from './rules.js'
+import { type CompiledRule, compileRules, matchBindRule } from './rules.js'
+import type { ActivationRecord, HostEvents, HostPools, KmsHost } from './types.js'
 
-/** One request as the host handled it: its history row plus what the log and tests want to see. */
-export interface ActivationRecord extends HistoryRow {
-  connectionId: number
-  clientPort: number
-  callId: number
-  syntax: 'ndr32' | 'ndr64'
-  /** Why the host refused, when it did. */
-  reason: string | null
-  /** Live size of the application's pool after this request (null for refusals). */
-  poolSize: number | null
-  /** The client will activate: the reported count reaches what it asked for. */
-  willActivate: boolean
-  request: DecodedRequest
-}
+export type * from './types.js'
 
-export interface HostEvents {
-  activation: [ActivationRecord]
-  connection: [
-    { type: 'open' | 'close'; id: number; client: string; reason?: string; protocolError?: boolean },
-  ]
-  refused: [{ client: string; reason: 'max-connections' | 'not-allowed' }]
-  fault: [{ id: number; client: string; callId: number; status: number; reason: string }]
-  'store-error': [Error]
-}
-
-/** A running host, as `startHost` returns it. */
-export interface KmsHost {
-  readonly addresses: { host: string; port: number }[]
-  /** The first listening port (handy with port 0). */
-  readonly port: number
-  readonly identity: HostIdentity
-  readonly catalog: Catalog
-  readonly stateLocation: string
-  readonly seeded: boolean
-  readonly events: EventEmitter<HostEvents>
-  /** Every activation from now on, as an async iterator (ends when the host closes). */
-  activations(): AsyncIterableIterator<ActivationRecord>
-  history(query?: HistoryQuery): HistoryRow[]
-  readonly pools: HostPools
-  readonly rules: { get(): FaultRule[]; set(rules: FaultRule[]): void }
-  readonly stats: RpcServer['stats'] & { activations: number; refusals: number; storeErrors: number }
-  close(): Promise<void>
-}
-
-export interface HostPools {
-  /** appId -> live entries, oldest first. */
-  read(): Record<string, PoolEntry[]>
-  reset(appId?: string): Promise<void>
-  /** Adds `count` synthetic clients (random CMIDs) to an application's pool. */
-  seed(appId: string, count: number): Promise<void>
-  mode: CounterMode
-}
-
-/** Seeded hosts date their first ePIDs from this fixed day, so a run a year later is identical. */
-const SEED_EPOCH = Date.UTC(2025, 0, 1)
+/**
+ * Seeded hosts date their first ePIDs from this fixed day (it is after every catalogue release
+ * date), so a run a year later, on another machine, draws the same ePIDs.
+ */
+export const SEED_EPOCH = Date.UTC(2025, 0, 1)
 
 function uuidFrom(random: RandomSource): string {
   const b = random(16)
@@ -81,11 +32,27 @@ function uuidFrom(random: RandomSource): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
 }
 
-/** Starts a KMS host (the embedding API and `kmslab serve` both use it). */
+function writeFailure(failure: boolean | string | WriteFailure | null): WriteFailure | null {
+  if (failure === null || failure === false) return null
+  if (typeof failure === 'function') return failure
+  const message = typeof failure === 'string' ? failure : 'write failure injected by host.faults.failWrites'
+  return () => new Error(message)
+}
+
+/**
+ * Starts a KMS host: the embedding API's entry, and what `kmslab serve` runs. Listens on
+ * 127.0.0.1, port 0, with the state in memory unless told otherwise.
+ */
 export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   const clock = options.now ?? (() => new Date())
-  const now = () => clock().getTime()
-  const random = options.seed !== undefined ? seededRandom(options.seed) : cryptoRandom
+  const now = () => {
+    const t = clock().getTime()
+    if (!Number.isFinite(t))
+      throw new UsageError('the host clock (options.now) returned an invalid Date', 'now')
+    return t
+  }
+  const seeded = options.seed !== undefined
+  const random = seeded ? seededRandom(options.seed!) : cryptoRandom
   const catalog = options.products ? loadCatalog({ extraFile: options.products }) : defaultCatalog()
   const listen = (options.listen ?? ['127.0.0.1:0']).map((l) =>
     typeof l === 'string' ? parseListen(l, 1688) : l,
@@ -100,12 +67,13 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
 
   const store: StateStore = openStateStore(options.state ?? 'memory', { historyDays: options.historyDays })
   const events = new EventEmitter<HostEvents>()
-  const stats = { activations: 0, refusals: 0, storeErrors: 0 }
+  const stats = { activations: 0, refusals: 0, dropped: 0, storeErrors: 0 }
   let server: RpcServer | null = null
+  let committer: GroupCommitter | null = null
   try {
     const identity = loadOrCreateIdentity(store, catalog, {
       random,
-      now: options.seed !== undefined ? SEED_EPOCH : now(),
+      now: seeded ? SEED_EPOCH : now(),
       ndr64: ndr64 && btfn,
       hostBuild: options.hostBuild,
       lcid: options.lcid,
@@ -115,134 +83,59 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     const loaded = counter.load(store.loadPoolEntries(), now())
     if (loaded.removed.length > 0) store.commit({ history: [], upserts: [], removals: loaded.removed })
     store.pruneExpiredHistory(now())
-    const committer = store.location === 'memory' ? null : new GroupCommitter(store)
+    committer = store.location === 'memory' ? null : new GroupCommitter(store)
+    const group = committer
     const commit = (batch: CommitBatch): Promise<void> | null => {
-      if (committer) return committer.submit(batch)
+      if (group) return group.submit(batch)
       store.commit(batch)
       return null
     }
-
-    const hwid = hwidBytes(identity)
-    const epidFor = (kmsId: string) =>
-      identity.epids[catalog.epidFamilyForKmsId(kmsId).id] ?? identity.epids.windows
-    const kmsIdStatus = (kmsId: string): KmsIdStatus => {
-      const k = catalog.kmsById(kmsId)
-      return !k ? 'unknown' : k.retail ? 'retail' : k.preview ? 'preview' : 'volume'
-    }
-    let requestsSeen = 0
-    // After a failed commit the counter holds CMIDs the state does not: take the state's word.
-    const resyncCounter = () => {
+    // After a failed write the counter holds CMIDs the state does not: take the state's word.
+    const resync = () => {
       try {
         counter.load(store.loadPoolEntries(), now())
       } catch (err) {
         events.emit('store-error', err as Error)
       }
     }
-
-    const handle = (call: KmsCall): CallOutcome | Promise<CallOutcome> => {
-      const at = now()
-      const conn = call.connection
-      const request = decodeKmsRequest(call.payload)
-      const base = request.base
-      requestsSeen++
-      const rule = base
-        ? matchRequestRule(rules, {
-            appId: base.appId,
-            kmsId: base.kmsId,
-            skuId: base.skuId,
-            cmid: base.cmid,
-            workstation: base.workstation,
-            client: conn.client.address,
-            protocol: request.major,
-            nth: requestsSeen,
-            nthOnConnection: call.callIndex,
-          })
-        : null
-      const action = rule?.rule.action
-      if (action?.close === 'before') return { kind: 'close' }
-      if (rule?.fault !== undefined) return { kind: 'fault', status: rule.fault, delayMs: action?.delayMs }
-      const override: AnswerOverride = {
-        hresult: rule?.refuse,
-        reportedCount: action?.count,
-        corrupt: action?.corrupt,
-      }
-      const answer = answerKmsRequest(
-        request,
-        {
-          now: at,
-          random,
-          counter,
-          strict: options.strict ?? false,
-          activationInterval,
-          renewalInterval,
-          hwid,
-          epidFor,
-          kmsIdStatus,
-        },
-        override,
-      )
-      const record: ActivationRecord = {
-        time: at,
-        clientAddress: conn.client.address,
-        clientPort: conn.client.port,
-        workstation: base?.workstation ?? '',
-        cmid: base?.cmid ?? NULL_GUID,
-        previousCmid: base?.previousCmid ?? NULL_GUID,
-        appId: base?.appId ?? NULL_GUID,
-        skuId: base?.skuId ?? NULL_GUID,
-        kmsId: base?.kmsId ?? NULL_GUID,
-        requiredCount: base?.requiredCount ?? 0,
-        reportedCount: answer.reportedCount,
-        hresult: answer.hresult,
-        protocol: `${request.major}.${request.minor}`,
-        vm: (base?.isClientVm ?? 0) !== 0,
-        licenseStatus: base?.licenseStatus ?? 0,
-        epid: answer.epid,
-        rules: rule ? [rule.name] : [],
-        connectionId: conn.id,
-        callId: call.callId,
-        syntax: call.syntax,
-        reason: answer.reason,
-        poolSize: answer.counter?.poolSize ?? null,
-        willActivate: answer.hresult === 0 && (answer.reportedCount ?? 0) >= (base?.requiredCount ?? 0),
-        request,
-      }
-      const extras = {
-        closeAfter: action?.close === 'after',
-        truncate: action?.truncate,
-        delayMs: action?.delayMs,
-      }
-      const outcome: CallOutcome =
-        answer.payload !== null
-          ? { kind: 'answer', payload: answer.payload, ...extras }
-          : { kind: 'refuse', hresult: answer.hresult, ...extras }
-      const batch: CommitBatch = {
-        history: [toHistoryRow(record)],
-        upserts: answer.counter
-          ? [{ appId: answer.counter.appId, cmid: answer.counter.cmid, lastSeen: answer.counter.lastSeen }]
-          : [],
-        removals: answer.counter?.removed ?? [],
-      }
-      const done = (): CallOutcome => {
-        if (answer.hresult === 0) stats.activations++
-        else stats.refusals++
-        events.emit('activation', record)
-        return outcome
-      }
-      // A request that cannot be recorded is refused, never answered: the answer would be a lie.
-      const failed = (err: Error): CallOutcome => {
-        stats.storeErrors++
-        events.emit('store-error', err)
-        resyncCounter()
-        return { kind: 'refuse', hresult: HRESULT.INVALID_DATA }
-      }
+    /** Pool changes made through the API are written like a request's, or undone. */
+    const commitChange = async (batch: CommitBatch) => {
       try {
-        const pending = commit(batch)
-        return pending ? pending.then(done, failed) : done()
+        await commit(batch)
       } catch (err) {
-        return failed(err as Error)
+        resync()
+        throw err
       }
     }
+    const kmsIdStatus = (kmsId: string): KmsIdStatus => {
+      const k = catalog.kmsById(kmsId)
+      return !k ? 'unknown' : k.retail ? 'retail' : k.preview ? 'preview' : 'volume'
+    }
+
+    const handler = createCallHandler({
+      now,
+      random,
+      counter,
+      strict: options.strict ?? false,
+      activationInterval,
+      renewalInterval,
+      hwid: hwidBytes(identity),
+      epidFor: (kmsId) => identity.epids[catalog.epidFamilyForKmsId(kmsId).id] ?? identity.epids.windows,
+      kmsIdStatus,
+      rules: () => rules,
+      commit,
+      settled: (record: ActivationRecord) => {
+        if (record.outcome === 'answer') stats.activations++
+        else if (record.outcome === 'refuse') stats.refusals++
+        else stats.dropped++
+        events.emit('activation', record)
+      },
+      writeFailed: (err) => {
+        stats.storeErrors++
+        events.emit('store-error', err)
+        resync()
+      },
+    })
 
     const serverEvents: Partial<RpcServerEvents> = {
       open: (c: RpcConnection) =>
@@ -258,20 +151,27 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       refused: (client, reason) => events.emit('refused', { client: endpoint(client), reason }),
       fault: (c, callId, status, reason) =>
         events.emit('fault', { id: c.id, client: endpoint(c.client), callId, status, reason }),
+      notice: (c, reason) => events.emit('protocol', { id: c.id, client: endpoint(c.client), reason }),
     }
     server = new RpcServer({
       listen,
       bindPolicy: { ndr64, btfn },
-      handler: handle,
+      handler,
       random,
-      now,
+      // Connection deadlines and capture timestamps follow real time: a test that moves the
+      // host's clock a month on must not see its connections cut as a month old.
+      now: Date.now,
       idleTimeoutMs: options.idleTimeoutMs,
       connectionDeadlineMs: options.connectionDeadlineMs,
       maxConnections: options.maxConnections,
       allow,
       capturePath: options.capture,
       disconnectAfterAnswer: options.disconnectAfterAnswer,
-      rejectBind: (c) => matchBindRule(rules, c.client.address) !== null,
+      rejectBind: (c) => {
+        const rule = matchBindRule(rules, c.client.address)
+        if (rule) events.emit('bind-rejected', { id: c.id, client: endpoint(c.client), rule: rule.name })
+        return rule !== null
+      },
       events: serverEvents,
     })
     await server.start()
@@ -287,19 +187,49 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     let closed: Promise<void> | null = null
     const closing = new AbortController()
 
+    const seedPool = async (appId: string, count: number): Promise<PoolEntry[]> => {
+      if (!isGuid(appId)) throw new UsageError(`pools.seed: not an application id: ${JSON.stringify(appId)}`)
+      const { added, removed } = counter.seed(appId, count, now(), () => uuidFrom(random))
+      await commitChange({ history: [], upserts: added, removals: removed })
+      return added
+    }
+    const pools: HostPools = {
+      read: () => Object.fromEntries(counter.snapshot(now())),
+      reset: async (appId?: string) => {
+        const { removed } = counter.reset(appId)
+        await commitChange({ history: [], upserts: [], removals: removed })
+      },
+      seed: async (appOrCount: string | number, count?: number): Promise<PoolEntry[]> => {
+        if (typeof appOrCount === 'string') return seedPool(appOrCount, count ?? Number.NaN)
+        const added: PoolEntry[] = []
+        for (const appId of KNOWN_APP_IDS) added.push(...(await seedPool(appId, appOrCount)))
+        return added
+      },
+      get mode(): CounterMode {
+        return counter.mode
+      },
+      set mode(mode: CounterMode | string) {
+        counter.mode = resolveCounterMode(mode)
+      },
+    }
+
     const host: KmsHost = {
       addresses: running.addresses,
       port: running.addresses[0]?.port ?? 0,
       identity,
       catalog,
       stateLocation: store.location,
-      seeded: options.seed !== undefined,
+      seeded,
       events,
       activations: () => {
-        const it = on(events, 'activation', { signal: closing.signal }) as AsyncIterableIterator<
-          [ActivationRecord]
-        >
+        // Listen from this call on, not from the first next(): nothing in between is missed.
+        const it = closing.signal.aborted
+          ? null
+          : (on(events, 'activation', { signal: closing.signal }) as AsyncIterableIterator<
+              [ActivationRecord]
+            >)
         return (async function* () {
+          if (!it) return
           try {
             for await (const [record] of it) yield record
           } catch (err) {
@@ -308,28 +238,15 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
         })()
       },
       history: (query) => store.readHistory(query),
-      pools: {
-        read: () => Object.fromEntries(counter.snapshot(now())),
-        reset: async (appId) => {
-          const { removed } = counter.reset(appId)
-          await (commit({ history: [], upserts: [], removals: removed }) ?? Promise.resolve())
-        },
-        seed: async (appId, count) => {
-          const { added, removed } = counter.seed(appId, count, now(), () => uuidFrom(random))
-          await (commit({ history: [], upserts: added, removals: removed }) ?? Promise.resolve())
-        },
-        get mode() {
-          return counter.mode
-        },
-        set mode(mode: CounterMode) {
-          counter.mode = mode
-        },
-      },
+      pools,
       rules: {
         get: () => rules.map((r) => r.rule),
         set: (next) => {
           rules = compileRules(next, 'rules')
         },
+      },
+      faults: {
+        failWrites: (failure) => store.setWriteFailure(writeFailure(failure)),
       },
       get stats() {
         return { ...running.stats, ...stats }
@@ -337,10 +254,13 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       close: () => {
         closed ??= (async () => {
           clearInterval(pruneTimer)
-          await running.stop()
-          await committer?.close()
-          store.close()
-          closing.abort()
+          try {
+            await running.stop()
+            await group?.close()
+          } finally {
+            store.close()
+            closing.abort()
+          }
         })()
         return closed
       },
@@ -348,6 +268,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     return host
   } catch (err) {
     await server?.stop()
+    await committer?.close()
     store.close()
     throw err
   }
@@ -355,25 +276,4 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
 
 function endpoint(e: { address: string; port: number }): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`
-}
-
-function toHistoryRow(r: ActivationRecord): HistoryRow {
-  return {
-    time: r.time,
-    clientAddress: r.clientAddress,
-    workstation: r.workstation,
-    cmid: r.cmid,
-    previousCmid: r.previousCmid,
-    appId: r.appId,
-    skuId: r.skuId,
-    kmsId: r.kmsId,
-    requiredCount: r.requiredCount,
-    reportedCount: r.reportedCount,
-    hresult: r.hresult,
-    protocol: r.protocol,
-    vm: r.vm,
-    licenseStatus: r.licenseStatus,
-    epid: r.epid,
-    rules: r.rules,
-  }
 }

@@ -36,10 +36,18 @@ export interface HostOptions {
   capture?: string
   /** An extra products file merged over the built-in catalogue. */
   products?: string
-  /** Deterministic mode: every value the host draws comes from a generator seeded by this. */
+  /**
+   * Deterministic mode: every value the host draws (response IVs and salts, association groups,
+   * a new identity's ePIDs, dated from SEED_EPOCH, and HWID, pools.seed's CMIDs) comes from a
+   * generator seeded by this, so the same requests in the same order get the same bytes.
+   */
   seed?: string | number
-  /** The host's clock (tests age pools or probe the ±4 h check with it). */
+  /**
+   * The host's clock for the protocol: the ±4 h check, pool expiry, history times, a new ePID's
+   * date. Connection timeouts and capture timestamps keep to real time.
+   */
   now?: () => Date
+  /** Fault-injection rules, tried in order (see FaultRule); `host.rules.set` replaces them. */
   rules?: FaultRule[]
   /** Close each connection after its first answer (like vlmcsd -d). */
   disconnectAfterAnswer?: boolean

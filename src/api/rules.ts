@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { UsageError } from '../errors.js'
-import { HRESULT, parseHresult } from '../kms/hresult.js'
+import { parseHresult } from '../kms/hresult.js'
 import { ANSWER_CORRUPTIONS, type AnswerCorruption } from '../kms/response.js'
 import { type Cidr, matches, parseCidr } from '../server/cidr.js'
 import { isGuid } from '../wire/bytes.js'
-import { NCA_STATUS } from '../wire/rpc.js'
 
 /**
- * A fault-injection rule: when every given `match` field fits a request, `action` changes the
- * host's answer. Rules are tried in order and the first match applies.
+ * A fault-injection rule: when every given `match` field fits a request, `action` changes what the
+ * host sends back. Rules are tried in order and only the first match applies; its name goes into
+ * the request's history row (`rules`). Without `match`, a rule matches every request.
  */
 export interface FaultRule {
   name?: string
@@ -25,25 +25,38 @@ export interface RuleMatch {
   workstation?: string
   /** An address or a CIDR network. */
   client?: string
-  protocol?: 4 | 5 | 6
-  /** The n-th KMS request since the host started (1-based). */
+  /** The request's major version (4, 5, 6; a probing client may send others). */
+  protocol?: number
+  /** The n-th KMS request since the host started (1-based; every request counts, matched or not). */
   nth?: number
   /** The n-th KMS request on its connection (1-based). */
   nthOnConnection?: number
 }
 
+/**
+ * What a matching rule does. At most one of `refuse`, `fault` and `close: 'before'` (the host then
+ * sends no KMS answer and does not count the client); `count` and `corrupt` change an answer, so
+ * they go with none of those. `delayMs`, `close: 'after'` and `truncate` shape whatever is sent.
+ */
 export interface RuleAction {
-  /** Refuse with this HRESULT (number or "0xC004F042"). */
+  /** Refuse with this HRESULT (a number or "0xC004F042"); 0 sends a NULL answer with HRESULT 0. */
   refuse?: number | string
-  /** Report this count instead of the counter's. */
+  /** Report this count instead of the counter's (the client is still counted). */
   count?: number
+  /** Wait this long before sending (or closing). */
   delayMs?: number
-  /** Answer with an RPC FAULT of this status (number or "0x1C010003"). */
+  /** Answer with an RPC FAULT of this NCA status (a number or "0x1C010003"). */
   fault?: number | string
   /** Answer the BIND with BIND_NAK (matched on `client` only: nothing else is known at bind time). */
   rejectBind?: boolean
+  /** Close the connection instead of answering ('before'), or right after the answer ('after'). */
   close?: 'before' | 'after'
+  /**
+   * Send only the first half of the RESPONSE PDU (its header still announces the whole): the
+   * client waits for the rest until its timeout, or sees the connection close with `close: 'after'`.
+   */
   truncate?: boolean
+  /** Break one field of a valid answer, so that exactly one client check fails (see AnswerCorruption). */
   corrupt?: AnswerCorruption
 }
 
@@ -82,6 +95,15 @@ const MATCH_KEYS = [
 ]
 const ACTION_KEYS = ['refuse', 'count', 'delayMs', 'fault', 'rejectBind', 'close', 'truncate', 'corrupt']
 
+/** A value for an error message; rules given through the API may hold anything (a BigInt, a Symbol). */
+function show(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return typeof value === 'bigint' ? `${value}n` : Object.prototype.toString.call(value)
+  }
+}
+
 function fail(where: string, field: string, message: string): never {
   throw new UsageError(`${where}: ${field}: ${message}`, field)
 }
@@ -89,13 +111,13 @@ function fail(where: string, field: string, message: string): never {
 function code(where: string, field: string, value: unknown): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' ? parseHresult(value) : null
   if (n === null || !Number.isInteger(n) || n < 0 || n > 0xffffffff)
-    fail(where, field, `not a 32-bit code: ${JSON.stringify(value)}`)
+    fail(where, field, `not a 32-bit code: ${show(value)}`)
   return n >>> 0
 }
 
 function wholeNumber(where: string, field: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    fail(where, field, `must be a whole number >= ${min}, got ${JSON.stringify(value)}`)
+    fail(where, field, `must be a whole number >= ${min}, got ${show(value)}`)
   }
   return value
 }
@@ -120,8 +142,10 @@ export function compileRules(input: unknown, source = 'rules'): CompiledRule[] {
     }
     if (m.workstation !== undefined && typeof m.workstation !== 'string')
       fail(where, 'match.workstation', 'must be a string')
-    if (m.protocol !== undefined && ![4, 5, 6].includes(m.protocol as number))
-      fail(where, 'match.protocol', 'must be 4, 5 or 6')
+    if (m.protocol !== undefined) {
+      wholeNumber(where, 'match.protocol', m.protocol, 0)
+      if ((m.protocol as number) > 0xffff) fail(where, 'match.protocol', 'must be at most 65535')
+    }
     if (m.nth !== undefined) wholeNumber(where, 'match.nth', m.nth, 1)
     if (m.nthOnConnection !== undefined) wholeNumber(where, 'match.nthOnConnection', m.nthOnConnection, 1)
     let client: Cidr | null = null
@@ -130,7 +154,7 @@ export function compileRules(input: unknown, source = 'rules'): CompiledRule[] {
       try {
         client = parseCidr(m.client)
       } catch {
-        fail(where, 'match.client', `not an address or CIDR: ${JSON.stringify(m.client)}`)
+        fail(where, 'match.client', `not an address or CIDR: ${show(m.client)}`)
       }
     }
     const a = rule.action as unknown as Record<string, unknown>
@@ -166,6 +190,16 @@ export function compileRules(input: unknown, source = 'rules'): CompiledRule[] {
     if (a.corrupt !== undefined && !ANSWER_CORRUPTIONS.includes(a.corrupt as AnswerCorruption)) {
       fail(where, 'action.corrupt', `must be one of ${ANSWER_CORRUPTIONS.join(', ')}`)
     }
+    const sendsNothing = ['refuse', 'fault'].filter((k) => a[k] !== undefined)
+    if (a.close === 'before') sendsNothing.push('close: "before"')
+    if (sendsNothing.length > 1) fail(where, 'action', `${sendsNothing.join(' and ')} exclude each other`)
+    if (sendsNothing.length > 0) {
+      for (const k of ['count', 'corrupt'])
+        if (a[k] !== undefined)
+          fail(where, `action.${k}`, `changes an answer, but ${sendsNothing[0]} sends none`)
+    }
+    if (a.truncate && (a.fault !== undefined || a.close === 'before'))
+      fail(where, 'action.truncate', 'only an answer or a refusal can be cut short')
     if (a.rejectBind && keys.length > 1)
       fail(where, 'action', 'rejectBind cannot be combined with other actions')
     if (a.rejectBind && Object.keys(m).some((k) => k !== 'client')) {
@@ -217,5 +251,3 @@ export function matchRequestRule(rules: readonly CompiledRule[], facts: RequestF
 export function matchBindRule(rules: readonly CompiledRule[], client: string): CompiledRule | null {
   return rules.find((r) => r.rule.action.rejectBind && (!r.client || matches(client, r.client))) ?? null
 }
-
-export const RULE_CODES = { HRESULT, NCA_STATUS }

@@ -1,0 +1,241 @@
+// The host's KMS call handler: matches the fault-injection rules, answers (or refuses, faults,
+// drops), records the request in the state and tells the owner. A request that cannot be recorded
+// is refused, never answered: the answer would be a lie about the state.
+import type { RandomSource } from '../crypto/random.js'
+import type { ActivationCounter, CounterOutcome } from '../kms/counter.js'
+import { answerKmsRequest, type KmsIdStatus } from '../kms/host.js'
+import { HRESULT } from '../kms/hresult.js'
+import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
+import type { CallHandler, CallOutcome, KmsCall } from '../server/types.js'
+import type { CommitBatch, HistoryRow } from '../store/types.js'
+import { NULL_GUID } from '../wire/bytes.js'
+import { type CompiledRule, matchRequestRule } from './rules.js'
+import type { ActivationRecord, RequestOutcome } from './types.js'
+
+/**
+ * HRESULT_FROM_WIN32(RPC_S_CALL_FAILED): what a Windows client reports when the connection drops
+ * in the middle of its call. History rows of requests a rule dropped carry it.
+ */
+export const RPC_S_CALL_FAILED = 0x800706be
+
+export interface HandlerContext {
+  /** The host's clock, ms. */
+  now(): number
+  random: RandomSource
+  counter: ActivationCounter
+  strict: boolean
+  activationInterval: number
+  renewalInterval: number
+  hwid: Uint8Array
+  epidFor(kmsId: string): string
+  kmsIdStatus(kmsId: string): KmsIdStatus
+  rules(): readonly CompiledRule[]
+  /** Writes the batch: null when done synchronously, else when durable; throws or rejects on failure. */
+  commit(batch: CommitBatch): Promise<void> | null
+  /** The request is settled (recorded, or refused for want of a record): count it, tell listeners. */
+  settled(record: ActivationRecord): void
+  /** A write failed: report it and bring the counter back in line with the state. */
+  writeFailed(err: Error): void
+}
+
+interface Decision {
+  outcome: RequestOutcome
+  call: CallOutcome
+  hresult: number
+  reason: string | null
+  faultStatus: number | null
+  counter: CounterOutcome | null
+  reportedCount: number | null
+  epid: string | null
+}
+
+export function createCallHandler(ctx: HandlerContext): CallHandler {
+  let requestsSeen = 0
+  return (call: KmsCall): CallOutcome | Promise<CallOutcome> => {
+    const at = ctx.now()
+    const request = decodeKmsRequest(call.payload)
+    const base = request.base
+    requestsSeen++
+    // Fields an unreadable request lacks match no rule that names them; nth, client and protocol still can.
+    const rule = matchRequestRule(ctx.rules(), {
+      appId: base?.appId ?? '',
+      kmsId: base?.kmsId ?? '',
+      skuId: base?.skuId ?? '',
+      cmid: base?.cmid ?? '',
+      workstation: base?.workstation ?? '',
+      client: call.connection.client.address,
+      protocol: request.major,
+      nth: requestsSeen,
+      nthOnConnection: call.callIndex,
+    })
+    const d = decide(request, rule, at, ctx)
+    const record = makeRecord(call, request, d, rule, at)
+    const batch: CommitBatch = {
+      history: [toHistoryRow(record)],
+      upserts: d.counter
+        ? [{ appId: d.counter.appId, cmid: d.counter.cmid, lastSeen: d.counter.lastSeen }]
+        : [],
+      removals: d.counter?.removed ?? [],
+    }
+    const done = (): CallOutcome => {
+      ctx.settled(record)
+      return d.call
+    }
+    const failed = (err: Error): CallOutcome => {
+      ctx.writeFailed(err)
+      record.stored = false
+      if (d.outcome !== 'answer') return done()
+      Object.assign(record, {
+        outcome: 'refuse',
+        hresult: HRESULT.INVALID_DATA,
+        reportedCount: null,
+        epid: null,
+        poolSize: null,
+        willActivate: false,
+        reason: `state store write failed: ${err.message}`,
+      })
+      ctx.settled(record)
+      return { kind: 'refuse', hresult: HRESULT.INVALID_DATA, ...extrasOf(rule) }
+    }
+    try {
+      const pending = ctx.commit(batch)
+      return pending ? pending.then(done, failed) : done()
+    } catch (err) {
+      return failed(err as Error)
+    }
+  }
+}
+
+/** What the host sends: a rule's fault, drop or refusal wins over everything, else the KMS answer. */
+function decide(
+  request: DecodedRequest,
+  rule: CompiledRule | null,
+  at: number,
+  ctx: HandlerContext,
+): Decision {
+  const a = rule?.rule.action ?? {}
+  const extras = extrasOf(rule)
+  const unanswered = { counter: null, reportedCount: null, epid: null, faultStatus: null }
+  const by = `fault-injection rule ${JSON.stringify(rule?.name)}`
+  if (rule && a.close === 'before') {
+    const call: CallOutcome = { kind: 'close', delayMs: a.delayMs }
+    return {
+      ...unanswered,
+      outcome: 'close',
+      call,
+      hresult: RPC_S_CALL_FAILED,
+      reason: `connection closed by ${by}`,
+    }
+  }
+  if (rule?.fault !== undefined) {
+    const call: CallOutcome = { kind: 'fault', status: rule.fault, ...extras }
+    const reason = `RPC FAULT sent by ${by}`
+    return { ...unanswered, outcome: 'fault', call, hresult: rule.fault, faultStatus: rule.fault, reason }
+  }
+  if (rule?.refuse !== undefined) {
+    const call: CallOutcome = { kind: 'refuse', hresult: rule.refuse, ...extras }
+    return { ...unanswered, outcome: 'refuse', call, hresult: rule.refuse, reason: `refused by ${by}` }
+  }
+  const answer = answerKmsRequest(
+    request,
+    {
+      now: at,
+      random: ctx.random,
+      counter: ctx.counter,
+      strict: ctx.strict,
+      activationInterval: ctx.activationInterval,
+      renewalInterval: ctx.renewalInterval,
+      hwid: ctx.hwid,
+      epidFor: ctx.epidFor,
+      kmsIdStatus: ctx.kmsIdStatus,
+    },
+    { reportedCount: a.count, corrupt: a.corrupt },
+  )
+  if (answer.payload === null) {
+    const call: CallOutcome = { kind: 'refuse', hresult: answer.hresult, ...extras }
+    return { ...unanswered, outcome: 'refuse', call, hresult: answer.hresult, reason: answer.reason }
+  }
+  return {
+    outcome: 'answer',
+    call: { kind: 'answer', payload: answer.payload, ...extras },
+    hresult: 0,
+    reason: null,
+    faultStatus: null,
+    counter: answer.counter,
+    reportedCount: answer.reportedCount,
+    epid: answer.epid,
+  }
+}
+
+/** How a rule shapes the sending of whatever is sent: delay, close after, cut short. */
+function extrasOf(rule: CompiledRule | null) {
+  const a = rule?.rule.action
+  return { closeAfter: a?.close === 'after', truncate: a?.truncate, delayMs: a?.delayMs }
+}
+
+function makeRecord(
+  call: KmsCall,
+  request: DecodedRequest,
+  d: Decision,
+  rule: CompiledRule | null,
+  at: number,
+): ActivationRecord {
+  const base = request.base
+  const conn = call.connection
+  const action = rule?.rule.action
+  // An answer a genuine client accepts: not cut short, and no corruption that breaks a check
+  // (a V6 answer reusing the request IV only earns a warning; V4 has no IV to break).
+  const intact =
+    !action?.truncate &&
+    (action?.corrupt === undefined || (action.corrupt === 'iv-rule' && request.major !== 5))
+  return {
+    time: at,
+    clientAddress: conn.client.address,
+    workstation: base?.workstation ?? '',
+    cmid: base?.cmid ?? NULL_GUID,
+    previousCmid: base?.previousCmid ?? NULL_GUID,
+    appId: base?.appId ?? NULL_GUID,
+    skuId: base?.skuId ?? NULL_GUID,
+    kmsId: base?.kmsId ?? NULL_GUID,
+    requiredCount: base?.requiredCount ?? 0,
+    reportedCount: d.reportedCount,
+    hresult: d.hresult,
+    protocol: `${request.major}.${request.minor}`,
+    vm: (base?.isClientVm ?? 0) !== 0,
+    licenseStatus: base?.licenseStatus ?? 0,
+    epid: d.epid,
+    rules: rule ? [rule.name] : [],
+    connectionId: conn.id,
+    clientPort: conn.client.port,
+    callId: call.callId,
+    syntax: call.syntax,
+    outcome: d.outcome,
+    faultStatus: d.faultStatus,
+    reason: d.reason,
+    poolSize: d.counter?.poolSize ?? null,
+    willActivate: d.outcome === 'answer' && intact && (d.reportedCount ?? 0) >= (base?.requiredCount ?? 0),
+    stored: true,
+    request,
+  }
+}
+
+export function toHistoryRow(r: HistoryRow): HistoryRow {
+  return {
+    time: r.time,
+    clientAddress: r.clientAddress,
+    workstation: r.workstation,
+    cmid: r.cmid,
+    previousCmid: r.previousCmid,
+    appId: r.appId,
+    skuId: r.skuId,
+    kmsId: r.kmsId,
+    requiredCount: r.requiredCount,
+    reportedCount: r.reportedCount,
+    hresult: r.hresult,
+    protocol: r.protocol,
+    vm: r.vm,
+    licenseStatus: r.licenseStatus,
+    epid: r.epid,
+    rules: [...r.rules],
+  }
+}
