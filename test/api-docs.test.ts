@@ -1,7 +1,6 @@
 // The README's library example is test/readme-example.test.ts itself, so it cannot drift: the
-// code block after the marker must be the test file byte for byte. The section lives in
-// docs/api.md until it is folded into README.md; wherever it is, every copy is checked.
-import { existsSync, readFileSync } from 'node:fs'
+// code block after the marker in README.md must be the test file byte for byte.
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 
 const root = new URL('../', import.meta.url)
@@ -23,12 +22,8 @@ function exampleBlock(markdown: string): string | null {
 
 t.test('the documented example is the test file, byte for byte', async (t) => {
   const example = readFileSync(new URL(EXAMPLE, root), 'utf8')
-  const copies = ['README.md', 'docs/api.md']
-    .filter((doc) => existsSync(new URL(doc, root)))
-    .map((doc) => ({ doc, block: exampleBlock(readFileSync(new URL(doc, root), 'utf8')) }))
-    .filter((c) => c.block !== null)
-  t.ok(copies.length > 0, `README.md or docs/api.md shows ${EXAMPLE}`)
-  for (const { doc, block } of copies) t.equal(block, example, `${doc} shows ${EXAMPLE} as it is`)
+  const block = exampleBlock(readFileSync(new URL('README.md', root), 'utf8'))
+  t.equal(block, example, `README.md shows ${EXAMPLE} as it is`)
 })
 
 t.test('the example imports the package by its name, as a user would', async (t) => {
