@@ -79,7 +79,7 @@ t.test('kill -9 in the middle of a burst loses no answered request', async (t) =
   const again = await startServe(['--state', state, '--quiet'])
   const [next] = await activateRaw(again.port, [baseRequest()])
   t.equal(next.hresult, 0, 'the host serves at once after the restart')
-  t.equal(next.count, 50)
+  t.equal(next.count, Math.min(pool.size + 1, 50), 'the pool carried over the kill')
   again.child.kill('SIGTERM')
   await again.exited
 })
