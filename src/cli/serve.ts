@@ -226,6 +226,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     (merged['log-format'] ?? 'text') as LogFormat,
     merged.quiet ? 'quiet' : merged.verbose ? 'verbose' : 'normal',
   )
+  // A log reader that goes away (a closed pipe) must not take the host down with it.
+  for (const stream of [io.stdout, io.stderr]) stream.on('error', () => {})
   let host: KmsHost
   try {
     host = await startHost(options)
