@@ -8,7 +8,7 @@ const MAX_SHIFT = 26
 const BUCKETS = LINEAR + MAX_SHIFT * SUB
 
 function bucketOf(us: number): number {
-  if (us < LINEAR) return us < 0 ? 0 : us
+  if (us < LINEAR) return Math.max(us, 0)
   const top = 31 - Math.clz32(us) // ≥ SUB_BITS + 1
   const shift = top - SUB_BITS
   if (shift > MAX_SHIFT) return BUCKETS - 1
@@ -16,7 +16,7 @@ function bucketOf(us: number): number {
 }
 
 /** The middle of a bucket's range, in µs. */
-function valueOf(bucket: number): number {
+function bucketValue(bucket: number): number {
   if (bucket < LINEAR) return bucket
   const shift = Math.floor((bucket - LINEAR) / SUB) + 1
   const low = ((bucket - LINEAR) % SUB) + SUB
@@ -32,7 +32,7 @@ export class LatencyHistogram {
   /** Records one latency given in milliseconds (performance.now() differences). */
   record(ms: number): void {
     const us = Math.round(ms * 1000)
-    const clamped = us > 0x7fffffff ? 0x7fffffff : us
+    const clamped = Math.min(us, 0x7fffffff)
     this.counts[bucketOf(clamped)]++
     this.count++
     this.sumUs += clamped
@@ -47,7 +47,7 @@ export class LatencyHistogram {
     let seen = 0
     for (let b = 0; b < BUCKETS; b++) {
       seen += this.counts[b]
-      if (seen >= rank) return Math.min(valueOf(b), this.maxUs) / 1000
+      if (seen >= rank) return Math.min(bucketValue(b), this.maxUs) / 1000
     }
     return this.maxUs / 1000
   }

@@ -81,23 +81,48 @@ export function isGuid(text: string): boolean {
   return GUID_RE.test(text)
 }
 
+/** Hex digit value of a character code, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  const l = c | 0x20
+  return l >= 97 && l <= 102 ? l - 87 : -1
+}
+
+/** The byte written by two hex digits at `i` of `text`, or -1. */
+function hexByte(text: string, i: number): number {
+  const hi = hexValue(text.charCodeAt(i))
+  const lo = hexValue(text.charCodeAt(i + 1))
+  return hi < 0 || lo < 0 ? -1 : (hi << 4) | lo
+}
+
+/** Where each wire byte's two digits start in the 36-character form (mixed-endian order). */
+const GUID_DIGITS = [6, 4, 2, 0, 11, 9, 16, 14, 19, 21, 24, 26, 28, 30, 32, 34]
+const guidScratch = new Int16Array(16)
+
 /** Writes `guid` (string form, braces optional) into `out` at `offset` in wire order. */
 export function writeGuid(out: Uint8Array, offset: number, guid: string): void {
-  const m = GUID_RE.exec(guid)
-  if (!m) throw new FieldValueError(`not a GUID: ${JSON.stringify(guid)}`, 'guid', offset)
-  const a = Number.parseInt(m[1], 16)
-  const b = Number.parseInt(m[2], 16)
-  const c = Number.parseInt(m[3], 16)
-  out[offset] = a & 0xff
-  out[offset + 1] = (a >>> 8) & 0xff
-  out[offset + 2] = (a >>> 16) & 0xff
-  out[offset + 3] = (a >>> 24) & 0xff
-  out[offset + 4] = b & 0xff
-  out[offset + 5] = b >>> 8
-  out[offset + 6] = c & 0xff
-  out[offset + 7] = c >>> 8
-  const tail = m[4] + m[5]
-  for (let i = 0; i < 8; i++) out[offset + 8 + i] = Number.parseInt(tail.slice(2 * i, 2 * i + 2), 16)
+  // the plain 36-character form is what every caller passes on the hot path: no regex there
+  const from = guid.charCodeAt(0) === 123 ? 1 : 0 // braces optional, as GUID_RE allows
+  const to = guid.charCodeAt(guid.length - 1) === 125 ? guid.length - 1 : guid.length
+  if (
+    to - from === 36 &&
+    guid.charCodeAt(from + 8) === 45 &&
+    guid.charCodeAt(from + 13) === 45 &&
+    guid.charCodeAt(from + 18) === 45 &&
+    guid.charCodeAt(from + 23) === 45
+  ) {
+    let bad = 0
+    for (let i = 0; i < 16; i++) {
+      const b = hexByte(guid, from + GUID_DIGITS[i])
+      bad |= b
+      guidScratch[i] = b
+    }
+    if (bad >= 0) {
+      for (let i = 0; i < 16; i++) out[offset + i] = guidScratch[i]
+      return
+    }
+  }
+  throw new FieldValueError(`not a GUID: ${JSON.stringify(guid)}`, 'guid', offset)
 }
 
 export function guidToBytes(guid: string): Uint8Array {

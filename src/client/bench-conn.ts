@@ -1,0 +1,266 @@
+// One connection of the load generator: connect, BIND, then one REQUEST at a time, all on
+// callbacks (no promise per request). Incoming bytes land in one read buffer shared by every
+// socket (onread), are cut into PDUs by frag_length, and only a PDU split across reads is copied.
+import net from 'node:net'
+import { guidToBytes } from '../wire/bytes.js'
+import type { TransferSyntax } from '../wire/ndr.js'
+import {
+  btfnUuid,
+  emitBindPdu,
+  KMS_INTERFACE_UUID,
+  makeHeader,
+  NDR32_UUID,
+  NDR64_UUID,
+  PFC,
+  PTYPE,
+} from '../wire/rpc.js'
+import type { ActivationCodec } from './bench-codec.js'
+
+/** `ndr32`: one NDR32 context (what every host accepts); `vlmcs`: NDR32 + NDR64 + BTFN like vlmcs. */
+export type BenchBind = 'ndr32' | 'vlmcs'
+
+/** What a connection reports to the scheduler. */
+export interface ConnEvents {
+  /** TCP connected (for the connection count). */
+  connected(c: BenchConn): void
+  /** Bound and idle, with no activation waiting. */
+  ready(c: BenchConn): void
+  /** An activation ended: `verdict` null when the answer verified, else its error kind. */
+  answered(c: BenchConn, verdict: string | null): void
+  /** The connection died; `activation` tells whether an activation was in progress on it. */
+  failed(c: BenchConn, kind: string, activation: boolean): void
+}
+
+const BIND_CALL_ID = 2
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
+
+function bindPdu(kind: BenchBind): Uint8Array {
+  const ctx = (contextId: number, uuid: string, version: number) => ({
+    contextId,
+    abstractSyntax: { uuid: KMS_INTERFACE_UUID, versionMajor: 1, versionMinor: 0 },
+    transferSyntaxes: [{ uuid, version }],
+  })
+  const contexts = [ctx(0, NDR32_UUID, 2)]
+  if (kind === 'vlmcs') contexts.push(ctx(1, NDR64_UUID, 1), ctx(2, btfnUuid(3), 1))
+  return emitBindPdu({
+    header: makeHeader(PTYPE.BIND, BIND_CALL_ID, PFC.FIRST_FRAG | PFC.LAST_FRAG | PFC.CONC_MPX),
+    maxXmitFrag: 5840,
+    maxRecvFrag: 5840,
+    assocGroupId: 0,
+    contexts,
+  })
+}
+
+const BINDS: Record<BenchBind, Uint8Array> = { ndr32: bindPdu('ndr32'), vlmcs: bindPdu('vlmcs') }
+const NDR32_BYTES = guidToBytes(NDR32_UUID)
+const NDR64_BYTES = guidToBytes(NDR64_UUID)
+
+type State = 'closed' | 'connecting' | 'binding' | 'idle' | 'busy'
+
+export class BenchConn {
+  state: State = 'closed'
+  /** performance.now() from which this activation's latency counts (its scheduled time). */
+  intendedAt = 0
+  /** performance.now() after which the step in progress has timed out. */
+  deadline = Number.POSITIVE_INFINITY
+  /** An activation waits for the connection to be bound. */
+  private activating = false
+  private socket: net.Socket | null = null
+  private pend = new Uint8Array(1024)
+  private pendLength = 0
+  private callId = BIND_CALL_ID
+  private requestsSent = 0
+
+  constructor(
+    readonly index: number,
+    readonly codec: ActivationCodec,
+    private readonly target: { host: string; port: number },
+    private readonly bind: BenchBind,
+    private readonly timeoutMs: number,
+    private readonly events: ConnEvents,
+  ) {}
+
+  /** Connects and binds; the connection reports `ready` unless an activation is waiting. */
+  open(): void {
+    if (this.state !== 'closed') return
+    this.state = 'connecting'
+    this.requestsSent = 0
+    this.pendLength = 0
+    this.callId = BIND_CALL_ID
+    this.deadline = performance.now() + this.timeoutMs
+    const socket = net.connect({
+      host: this.target.host,
+      port: this.target.port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          if (socket === this.socket) this.onBytes(buf, n)
+          return true
+        },
+      },
+    })
+    this.socket = socket
+    socket.on('connect', () => {
+      if (socket !== this.socket) return
+      this.events.connected(this)
+      this.state = 'binding'
+      socket.write(BINDS[this.bind])
+    })
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (socket !== this.socket) return
+      const code = err.code ?? 'error'
+      this.fail(
+        this.state === 'connecting' ? `connect:${code}` : code === 'ECONNRESET' ? 'reset' : `socket:${code}`,
+      )
+    })
+    socket.on('end', () => {
+      if (socket === this.socket) this.fail('closed')
+    })
+    socket.on('close', () => {
+      if (socket === this.socket) this.fail('closed')
+    })
+  }
+
+  /** Starts an activation now: sends the request, or connects first if the connection is down. */
+  activate(intendedAt: number): void {
+    this.intendedAt = intendedAt
+    if (this.state === 'idle') this.send()
+    else {
+      this.activating = true
+      this.open()
+    }
+  }
+
+  get inProgress(): boolean {
+    return this.activating || this.state === 'busy'
+  }
+
+  /** Closes the connection (the scheduler's own doing: no event). */
+  close(): void {
+    const s = this.socket
+    this.socket = null
+    this.state = 'closed'
+    this.activating = false
+    this.deadline = Number.POSITIVE_INFINITY
+    s?.destroy()
+  }
+
+  /** The step in progress took too long. */
+  expire(): void {
+    this.fail(this.state === 'connecting' ? 'connect:timeout' : 'timeout')
+  }
+
+  private send(): void {
+    this.state = 'busy'
+    this.activating = false
+    this.deadline = performance.now() + this.timeoutMs
+    // like vlmcs: the first request reuses the bind's call id, later ones count up
+    if (this.requestsSent++ > 0) this.callId = this.callId >= 0x7fffffff ? 1 : this.callId + 1
+    this.socket!.write(this.codec.request(this.callId))
+  }
+
+  private fail(kind: string): void {
+    if (this.state === 'closed') return
+    const activation = this.inProgress
+    this.close()
+    // the host closing an idle connection is its right (an idle timeout): not an error
+    if (!activation && kind === 'closed') kind = ''
+    this.events.failed(this, kind, activation)
+  }
+
+  private onBytes(buf: Uint8Array, n: number): void {
+    let data = buf
+    let length = n
+    if (this.pendLength > 0) {
+      if (this.pendLength + n > this.pend.length) {
+        const grown = new Uint8Array(Math.max(2 * this.pend.length, this.pendLength + n))
+        grown.set(this.pend.subarray(0, this.pendLength))
+        this.pend = grown
+      }
+      this.pend.set(buf.subarray(0, n), this.pendLength)
+      data = this.pend
+      length = this.pendLength + n
+      this.pendLength = 0
+    }
+    // an answer may end this connection and start the next one on this object (new-connection
+    // mode): bytes of the old socket must never reach the new one
+    const socket = this.socket
+    let at = 0
+    while (length - at >= 10) {
+      const size = data[at + 8] | (data[at + 9] << 8)
+      if (data[at] !== 5 || size < 16) {
+        this.fail('protocol')
+        return
+      }
+      if (length - at < size) break
+      this.onPdu(data.subarray(at, at + size))
+      if (this.socket !== socket) return
+      at += size
+    }
+    if (at < length) {
+      const rest = length - at
+      if (data === this.pend) this.pend.copyWithin(0, at, length)
+      else {
+        if (rest > this.pend.length) this.pend = new Uint8Array(rest)
+        this.pend.set(data.subarray(at, length))
+      }
+      this.pendLength = rest
+    }
+  }
+
+  private onPdu(pdu: Uint8Array): void {
+    if (this.state === 'busy') {
+      const verdict = this.codec.check(pdu)
+      // after an answer that breaks the RPC rules the stream cannot be trusted: reconnect
+      if (verdict === 'protocol') {
+        this.fail('protocol')
+        return
+      }
+      this.state = 'idle'
+      this.deadline = Number.POSITIVE_INFINITY
+      this.events.answered(this, verdict)
+      return
+    }
+    const verdict = this.state === 'binding' ? this.bindVerdict(pdu) : 'protocol'
+    if (verdict !== null) {
+      this.fail(verdict)
+      return
+    }
+    this.state = 'idle'
+    this.deadline = Number.POSITIVE_INFINITY
+    if (this.activating) this.send()
+    else this.events.ready(this)
+  }
+
+  /** Takes the context the host gave (NDR64 when offered and accepted, else NDR32), from the bytes. */
+  private bindVerdict(pdu: Uint8Array): string | null {
+    const ptype = pdu[2]
+    if (ptype === PTYPE.BIND_NAK) return 'bind-nak'
+    if (ptype === PTYPE.FAULT) return 'bind-fault'
+    const n = pdu.length
+    if (ptype !== PTYPE.BIND_ACK || n < 28 || pdu[0] !== 5 || (pdu[3] & 3) !== 3) return 'protocol'
+    const u32 = (o: number) => (pdu[o] | (pdu[o + 1] << 8) | (pdu[o + 2] << 16) | (pdu[o + 3] << 24)) >>> 0
+    if (u32(12) !== BIND_CALL_ID || (pdu[8] | (pdu[9] << 8)) !== n) return 'protocol'
+    // n_results sits after the secondary address, aligned to 4 (§1.5)
+    const at = (26 + (pdu[24] | (pdu[25] << 8)) + 3) & ~3
+    const count = at < n ? pdu[at] : 0
+    if (count === 0 || at + 4 + 24 * count > n) return 'protocol'
+    const ok = (i: number, syntax: Uint8Array, version: number) => {
+      if (i >= count) return false
+      const r = at + 4 + 24 * i
+      if ((pdu[r] | pdu[r + 1]) !== 0 || u32(r + 20) !== version) return false
+      for (let j = 0; j < 16; j++) if (pdu[r + 4 + j] !== syntax[j]) return false
+      return true
+    }
+    let syntax: TransferSyntax | null = null
+    let contextId = 0
+    if (this.bind === 'vlmcs' && ok(1, NDR64_BYTES, 1)) {
+      syntax = 'ndr64'
+      contextId = 1
+    } else if (ok(0, NDR32_BYTES, 2)) syntax = 'ndr32'
+    if (syntax === null) return 'bind-rejected'
+    this.codec.setContext(syntax, contextId)
+    return null
+  }
+}
