@@ -237,7 +237,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     throw err
   }
   banner(host, log, options)
-  host.events.on('activation', (r) => log.activation(host, r))
+  // --quiet drops activation lines: no listener, so the host does not build them at all.
+  if (log.level !== 'quiet') host.events.on('activation', (r) => log.activation(host, r))
   host.events.on('connection', (c) => {
     if (c.type === 'close' && c.protocolError) log.warn('protocol', `${c.client}: ${c.reason}`, c)
     else if (log.level === 'verbose')

@@ -2,7 +2,7 @@ import type { PoolEntry, PoolKey } from '../kms/counter.js'
 
 export const HISTORY_RETENTION_DAYS_DEFAULT = 90
 /** The memory store keeps only the newest rows of history, so a long run does not grow without bound. */
-export const MEMORY_HISTORY_LIMIT = 10_000
+export const MEMORY_HISTORY_LIMIT = 1_000
 export const DAY_MS = 24 * 60 * 60 * 1000
 
 /** One request as the host handled it: answered (`reportedCount` set) or refused (`null`). */
