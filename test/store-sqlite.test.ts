@@ -184,11 +184,17 @@ t.test('memory and the history retention option', async (t) => {
 })
 
 t.test('defaultStatePath follows XDG_STATE_HOME, else ~/.local/state', async (t) => {
-  t.equal(defaultStatePath({ XDG_STATE_HOME: '/var/lib/lab' }, '/home/ada'), '/var/lib/lab/kmslab/state.db')
-  t.equal(defaultStatePath({}, '/home/ada'), '/home/ada/.local/state/kmslab/state.db')
-  t.equal(defaultStatePath({ XDG_STATE_HOME: '' }, '/home/ada'), '/home/ada/.local/state/kmslab/state.db')
   t.equal(
-    defaultStatePath({ XDG_STATE_HOME: 'rel/dir' }, '/home/ada'),
-    '/home/ada/.local/state/kmslab/state.db',
+    defaultStatePath({ XDG_STATE_HOME: '/var/lib/lab' }, '/srv/users/ada'),
+    '/var/lib/lab/kmslab/state.db',
+  )
+  t.equal(defaultStatePath({}, '/srv/users/ada'), '/srv/users/ada/.local/state/kmslab/state.db')
+  t.equal(
+    defaultStatePath({ XDG_STATE_HOME: '' }, '/srv/users/ada'),
+    '/srv/users/ada/.local/state/kmslab/state.db',
+  )
+  t.equal(
+    defaultStatePath({ XDG_STATE_HOME: 'rel/dir' }, '/srv/users/ada'),
+    '/srv/users/ada/.local/state/kmslab/state.db',
   )
 })
