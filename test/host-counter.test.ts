@@ -144,3 +144,16 @@ t.test('the ePID follows the product family; one HWID for all', async (t) => {
   t.equal(win.hwid, host.identity.hwid)
   t.match(host.identity.epids.office2010, /^\d{5}-00096-(199|2\d\d)-\d{6}-03-\d+-\d+\.0000-\d{7}$/)
 })
+
+t.test('busy-poll on or off, the host answers the same', async (t) => {
+  for (const busyPollMicros of [0, 5000]) {
+    const host = await startHost({ state: 'memory', busyPollMicros })
+    const answers = await activateRaw(host.port, [baseRequest(), baseRequest()])
+    t.same(
+      answers.map((a) => a.count),
+      [1, 2],
+      `busyPollMicros ${busyPollMicros}`,
+    )
+    await host.close()
+  }
+})

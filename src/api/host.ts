@@ -162,6 +162,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       // host's clock a month on must not see its connections cut as a month old.
       now: Date.now,
       idleTimeoutMs: options.idleTimeoutMs,
+      busyPollMicros: options.busyPollMicros,
       connectionDeadlineMs: options.connectionDeadlineMs,
       maxConnections: options.maxConnections,
       allow,

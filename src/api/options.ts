@@ -27,6 +27,8 @@ export interface HostOptions {
   /** 16 hex digits. */
   hwid?: string
   idleTimeoutMs?: number
+  /** µs the host keeps polling after each read before it sleeps (default 100; 0 turns it off). */
+  busyPollMicros?: number
   connectionDeadlineMs?: number
   maxConnections?: number
   /** CIDR networks allowed to connect; others are closed without a byte sent. */

@@ -24,6 +24,7 @@ const OPTIONS = {
   'activation-interval': { type: 'string' },
   'renewal-interval': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'busy-poll': { type: 'string' },
   'connection-deadline': { type: 'string' },
   'max-connections': { type: 'string' },
   allow: { type: 'string', multiple: true },
@@ -55,6 +56,8 @@ Listening and RPC:
   --connection-deadline SEC  close any connection this old (default 600)
   --max-connections N        connections over this are closed at once and counted (default 16384)
   --disconnect               close each connection after its first answer (like vlmcsd -d)
+  --busy-poll MICROSECONDS   after each read, keep polling this long before sleeping, so a busy
+                             client's next request needs no wake-up (default 100; 0 turns it off)
 
 KMS behaviour:
   --counter MODE             real (default): genuine counting from an empty pool, so the first
@@ -172,6 +175,7 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
     activationInterval: v['activation-interval'],
     renewalInterval: v['renewal-interval'],
     idleTimeoutMs: seconds('idle-timeout', v['idle-timeout']),
+    busyPollMicros: intOption('serve', 'busy-poll', v['busy-poll'], 0, 100_000),
     connectionDeadlineMs: seconds('connection-deadline', v['connection-deadline']),
     maxConnections: intOption('serve', 'max-connections', v['max-connections'], 1, 1_000_000),
     allow: v.allow,
