@@ -65,7 +65,10 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   const ndr64 = options.ndr64 ?? true
   const btfn = options.btfn ?? true
 
-  const store: StateStore = openStateStore(options.state ?? 'memory', { historyDays: options.historyDays })
+  const store: StateStore = openStateStore(options.state ?? 'memory', {
+    historyDays: options.historyDays,
+    memoryHistoryLimit: options.memoryHistoryLimit,
+  })
   const events = new EventEmitter<HostEvents>()
   const stats = { activations: 0, refusals: 0, dropped: 0, storeErrors: 0 }
   let server: RpcServer | null = null

@@ -34,6 +34,8 @@ export interface HostOptions {
   /** CIDR networks allowed to connect; others are closed without a byte sent. */
   allow?: string[]
   historyDays?: number
+  /** With `state: 'memory'`: how many of the newest history rows `history()` keeps (default 1,000). */
+  memoryHistoryLimit?: number
   /** Record every connection as a classic pcap. */
   capture?: string
   /** An extra products file merged over the built-in catalogue. */

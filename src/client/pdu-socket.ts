@@ -69,7 +69,10 @@ export class PduSocket {
    * socket. A FIN later than that is caught when the next call finds the connection closed.
    */
   settle(): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, 1))
+    // The timer alone may fire before the loop polls the socket again when a slow turn outlasted
+    // its millisecond; resolving from setImmediate puts one poll phase (which reads a pending FIN)
+    // between the timer and the next request.
+    return new Promise((resolve) => setTimeout(() => setImmediate(resolve), 1))
   }
 
   send(bytes: Uint8Array): void {

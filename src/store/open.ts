@@ -5,7 +5,10 @@ import { MemoryStore } from './memory.js'
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js'
 import { HISTORY_RETENTION_DAYS_DEFAULT, type StateStore } from './types.js'
 
-export interface OpenStateStoreOptions extends SqliteStoreOptions {}
+export interface OpenStateStoreOptions extends SqliteStoreOptions {
+  /** 'memory' only: how many of the newest history rows it keeps (default MEMORY_HISTORY_LIMIT). */
+  memoryHistoryLimit?: number
+}
 
 /** `$XDG_STATE_HOME/kmslab/state.db`, else `~/.local/state/kmslab/state.db` (a relative XDG_STATE_HOME is ignored, per the XDG spec). */
 export function defaultStatePath(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
@@ -22,6 +25,12 @@ export function defaultStatePath(env: NodeJS.ProcessEnv = process.env, home: str
 export function openStateStore(location: string, opts: OpenStateStoreOptions = {}): StateStore {
   const days = opts.historyDays ?? HISTORY_RETENTION_DAYS_DEFAULT
   if (!(days > 0)) throw new UsageError(`history retention ${days} days: must be > 0`, '--history-days')
-  if (location === 'memory') return new MemoryStore({ historyDays: days, writeFailure: opts.writeFailure })
+  if (location === 'memory') {
+    return new MemoryStore({
+      historyDays: days,
+      historyLimit: opts.memoryHistoryLimit,
+      writeFailure: opts.writeFailure,
+    })
+  }
   return openSqliteStore(location, opts)
 }
