@@ -1,31 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { CatalogError } from '../src/catalog/index.js'
-import type { CliIo } from '../src/cli/args.js'
 import { productsVerb } from '../src/cli/products.js'
 import { UsageError } from '../src/errors.js'
+import { runVerb } from './fixtures/cli-io.js'
 
-function sink(): { stream: Writable; text: () => string } {
-  const chunks: string[] = []
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      chunks.push(String(chunk))
-      done()
-    },
-  })
-  return { stream, text: () => chunks.join('') }
-}
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = sink()
-  const err = sink()
-  const io: CliIo = { stdout: out.stream, stderr: err.stream, stderrIsTty: false }
-  const code = await productsVerb.run(argv, io)
-  return { code, out: out.text(), err: err.text() }
-}
+const run = (...argv: string[]) => runVerb(productsVerb, argv)
 
 const REQUIRED_KEYS = [
   'skuId',

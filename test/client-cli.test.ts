@@ -1,28 +1,15 @@
 // `kmslab activate` as a command: usage errors (exit 64, one line), text, --verbose and --json
 // output, exit codes, the charge progress line.
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { activateVerb } from '../src/cli/activate.js'
 import { HRESULT } from '../src/kms/hresult.js'
+import { runVerb } from './fixtures/cli-io.js'
 import { startDnsStub } from './fixtures/dns-stub.js'
 import { kmsScript, startStubHost } from './fixtures/stub-host.js'
 
-function sink() {
-  let text = ''
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += chunk.toString()
-      done()
-    },
-  })
-  return { stream, text: () => text }
-}
-
 async function cli(argv: string[], stderrIsTty = false) {
-  const out = sink()
-  const err = sink()
-  const code = await activateVerb.run(argv, { stdout: out.stream, stderr: err.stream, stderrIsTty })
-  return { code, stdout: out.text(), stderr: err.text() }
+  const { code, out, err } = await runVerb(activateVerb, argv, stderrIsTty)
+  return { code, stdout: out, stderr: err }
 }
 
 t.test('usage errors: exit 64, one line on stderr, nothing on stdout', async (t) => {

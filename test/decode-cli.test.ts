@@ -2,32 +2,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { decodeCapture } from '../src/capture/index.js'
-import type { CliIo } from '../src/cli/args.js'
 import { decodeVerb } from '../src/cli/decode.js'
 import { UsageError } from '../src/errors.js'
+import { runVerb } from './fixtures/cli-io.js'
 import { allCaptureNames, PCAPS_DIR } from './fixtures/pcap.js'
 
-function sink(): { stream: Writable; text: () => string } {
-  const chunks: string[] = []
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      chunks.push(String(chunk))
-      done()
-    },
-  })
-  return { stream, text: () => chunks.join('') }
-}
-
-async function run(argv: string[], stderrIsTty = false): Promise<{ code: number; out: string; err: string }> {
-  const out = sink()
-  const err = sink()
-  const io: CliIo = { stdout: out.stream, stderr: err.stream, stderrIsTty }
-  const code = await decodeVerb.run(argv, io)
-  return { code, out: out.text(), err: err.text() }
-}
+const run = (argv: string[], stderrIsTty = false) => runVerb(decodeVerb, argv, stderrIsTty)
 
 const pcap = (name: string) => join(PCAPS_DIR, name.includes('.pcap') ? name : `${name}.pcap`)
 const ALL = allCaptureNames().map(pcap)
