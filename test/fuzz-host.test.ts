@@ -206,7 +206,7 @@ t.test('RpcConnection + KMS logic on mutated capture streams, in random chunks',
           1,
           socket as unknown as Socket,
           { address: '192.0.2.7', port: 50000 },
-          { address: '192.0.2.1', port: 1688 },
+          1688,
           {
             bindPolicy,
             handler: kmsHandler(delay),

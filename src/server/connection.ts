@@ -57,7 +57,8 @@ export class RpcConnection {
     readonly id: number,
     readonly socket: Socket,
     readonly client: Endpoint,
-    readonly local: Endpoint,
+    /** The port the peer connected to (the listener's): the bind's secondary address. */
+    readonly localPort: number,
     private readonly settings: ConnectionSettings,
   ) {
     this.openedAt = settings.now()
@@ -141,7 +142,11 @@ export class RpcConnection {
     if (this.closed) return
     if (!this.busy && this.peerDone && this.framer.unread === 0) {
       const midPdu = this.framer.pending > 0
-      this.finishWith(midPdu ? 'peer closed in the middle of a PDU' : 'peer closed', midPdu)
+      const why = midPdu ? 'peer closed in the middle of a PDU' : 'peer closed'
+      // Both directions are done and the kernel holds no unread input: closing sends a plain FIN,
+      // with no shutdown step nor linger timer (what a new connection per activation pays).
+      if (this.socket.writableLength === 0) this.close(why, midPdu)
+      else this.finishWith(why, midPdu)
       return
     }
     this.updateFlow()
@@ -250,7 +255,7 @@ export class RpcConnection {
       maxXmitFrag: Math.min(Math.max(pdu.maxRecvFrag, MIN_FRAGMENT), DEFAULT_MAX_FRAGMENT),
       maxRecvFrag: receive,
       assocGroupId: this.assocGroupId,
-      secondaryAddress: isBind ? String(this.local.port) : '',
+      secondaryAddress: isBind ? String(this.localPort) : '',
       results,
     })
     this.send(ack)

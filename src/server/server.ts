@@ -7,7 +7,7 @@ import type { BindPolicy } from './bind.js'
 import { type Cidr, matchesAny } from './cidr.js'
 import { RpcConnection } from './connection.js'
 import { CaptureRecorder, type Endpoint } from './recorder.js'
-import type { CallHandler } from './types.js'
+import type { CallHandler, ConnectionSettings } from './types.js'
 
 export interface ListenAddress {
   host: string
@@ -79,6 +79,8 @@ export class RpcServer {
   private pollUntil = 0
   private polling = false
   private recorder: CaptureRecorder | undefined
+  /** What every connection shares (one object, not one per accepted socket). */
+  private settings: ConnectionSettings | null = null
   private readonly now: () => number
   private readonly events: RpcServerEvents
 
@@ -106,6 +108,24 @@ export class RpcServer {
 
   async start(): Promise<void> {
     if (this.options.capturePath) this.recorder = new CaptureRecorder(this.options.capturePath, this.now)
+    this.settings = {
+      bindPolicy: this.options.bindPolicy,
+      handler: this.options.handler,
+      random: this.options.random,
+      now: this.now,
+      recorder: this.recorder,
+      disconnectAfterAnswer: this.options.disconnectAfterAnswer,
+      rejectBind: this.options.rejectBind,
+      events: {
+        onBind: (c, isBind, results, accepted) => this.events.bind(c, isBind, results, accepted),
+        onFault: (c, callId, status, reason) => this.events.fault(c, callId, status, reason),
+        onNotice: (c, reason) => this.events.notice(c, reason),
+        onClose: (c, reason, protocolError) => {
+          if (protocolError) this.stats.protocolErrors++
+          this.events.close(c, reason, protocolError)
+        },
+      },
+    }
     try {
       for (const address of this.options.listen) this.servers.push(await this.listenOn(address))
     } catch (err) {
@@ -118,16 +138,24 @@ export class RpcServer {
 
   private listenOn(address: ListenAddress): Promise<Server> {
     return new Promise((resolve, reject) => {
-      const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket))
+      // The accepted socket's local port is the listener's: known here, no getsockname per connection.
+      let port = address.port
+      const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) =>
+        this.accept(socket, port),
+      )
       server.once('error', (err: NodeJS.ErrnoException) => {
         const where = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
         reject(new ListenError(`cannot listen on ${where}: ${err.code ?? err.message}`, address))
       })
-      server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => resolve(server))
+      server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => {
+        const bound = server.address()
+        if (typeof bound === 'object' && bound) port = bound.port
+        resolve(server)
+      })
     })
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, localPort: number): void {
     // A peer that reset before we got here has no address any more: nothing to answer or log.
     if (socket.remoteAddress === undefined) {
       socket.destroy()
@@ -147,27 +175,11 @@ export class RpcServer {
       return
     }
     this.stats.accepted++
-    const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
-    const conn = new RpcConnection(this.nextId++, socket, client, local, {
-      bindPolicy: this.options.bindPolicy,
-      handler: this.options.handler,
-      random: this.options.random,
-      now: this.now,
-      recorder: this.recorder,
-      disconnectAfterAnswer: this.options.disconnectAfterAnswer,
-      rejectBind: this.options.rejectBind,
-      events: {
-        onBind: (c, isBind, results, accepted) => this.events.bind(c, isBind, results, accepted),
-        onFault: (c, callId, status, reason) => this.events.fault(c, callId, status, reason),
-        onNotice: (c, reason) => this.events.notice(c, reason),
-        onClose: (c, reason, protocolError) => {
-          if (protocolError) this.stats.protocolErrors++
-          this.events.close(c, reason, protocolError)
-        },
-      },
-    })
+    const conn = new RpcConnection(this.nextId++, socket, client, localPort, this.settings!)
     this.connections.add(conn)
-    this.recorder?.open(conn.id, client, local)
+    if (this.recorder) {
+      this.recorder.open(conn.id, client, { address: socket.localAddress ?? '', port: localPort })
+    }
     socket.setTimeout(this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)
     socket.on('timeout', () => {
       const midPdu = conn.framer.pending > 0 && !conn.isBusy
