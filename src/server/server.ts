@@ -189,7 +189,10 @@ export class RpcServer {
       conn.onData(chunk)
       this.pollOn()
     })
-    socket.on('end', () => conn.peerEnded())
+    socket.on('end', () => {
+      conn.peerEnded()
+      this.pollOn()
+    })
     socket.on('error', () => conn.close('socket error'))
     socket.on('close', () => {
       if (!conn.closed) this.events.close(conn, 'connection lost', false)
@@ -198,12 +201,14 @@ export class RpcServer {
       this.recorder?.close(conn.id)
     })
     this.events.open(conn)
+    this.pollOn()
   }
 
   /**
    * Adaptive busy-poll: on this VM a wake-up from an idle event loop costs ~30 µs, twice per round
    * trip, which bounds one connection's rate more than the work does. Polling with setImmediate
-   * for a short while after each read keeps a busy host awake; an idle host never spins.
+   * for a short while after each read, accept and FIN keeps a busy host awake (a client that
+   * opens a connection per activation connects again right after its FIN); an idle host never spins.
    */
   private pollOn(): void {
     const micros = this.options.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS
