@@ -18,6 +18,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { shebangNodeFlags } from './node-flags.mjs'
 
 const { values: opt } = parseArgs({
   options: {
@@ -491,6 +492,7 @@ function startHost(state) {
   const child = spawn(
     process.execPath,
     [
+      ...shebangNodeFlags(BIN),
       BIN,
       'serve',
       '--listen',
