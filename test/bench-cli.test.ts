@@ -139,16 +139,27 @@ t.test('corrupted, refused and faulted answers are counted by kind', async (t) =
     ['refusal', [{ action: { refuse: '0xC004F042' } }], [], { 'refused:0xc004f042': 40 }, {}],
     ['fault', [{ action: { fault: '0x1C010003' } }], [], { 'fault:0x1c010003': 40 }, {}],
   ]
-  for (const [what, rules, argv, kinds, warnings] of cases) {
-    const host = await startHost({ counter: 'charged', rules })
-    const { code, report } = await benchJson([`127.0.0.1:${host.port}`, '-c', '2', '-n', '40', ...argv])
-    await host.close()
-    t.equal(code, 1, `${what}: nothing verified, exit 1`)
-    t.equal(report.activations, 0, what)
-    t.equal(report.errors, 40, what)
-    t.same(report.errorsByKind, kinds, what)
-    t.same(report.warningsByKind, warnings, what)
-  }
+  // new-connection mode checks each answer later (while the next connection binds): same counts
+  for (const mode of [[], ['--new-connection']])
+    for (const [name, rules, argv, kinds, warnings] of cases) {
+      const what = `${name} ${mode.join(' ')}`
+      const host = await startHost({ counter: 'charged', rules })
+      const { code, report } = await benchJson([
+        `127.0.0.1:${host.port}`,
+        ...mode,
+        '-c',
+        '2',
+        '-n',
+        '40',
+        ...argv,
+      ])
+      await host.close()
+      t.equal(code, 1, `${what}: nothing verified, exit 1`)
+      t.equal(report.activations, 0, what)
+      t.equal(report.errors, 40, what)
+      t.same(report.errorsByKind, kinds, what)
+      t.same(report.warningsByKind, warnings, what)
+    }
   // every other answer corrupted: half verify, half are counted, the run exits 0
   const host = await startHost({
     counter: 'charged',
@@ -167,10 +178,12 @@ t.test('corrupted, refused and faulted answers are counted by kind', async (t) =
 t.test('a V6 answer that reuses the request IV verifies with a warning', async (t) => {
   const host = await startHost({ counter: 'charged', rules: [{ action: { corrupt: 'iv-rule' } }] })
   t.teardown(() => host.close())
-  const { code, report } = await benchJson([`127.0.0.1:${host.port}`, '-n', '20'])
-  t.equal(code, 0)
-  t.equal(report.activations, 20)
-  t.same(report.warningsByKind, { 'iv-rule': 20 })
+  for (const mode of [[], ['--new-connection']]) {
+    const { code, report } = await benchJson([`127.0.0.1:${host.port}`, ...mode, '-n', '20'])
+    t.equal(code, 0)
+    t.equal(report.activations, 20)
+    t.same(report.warningsByKind, { 'iv-rule': 20 })
+  }
 })
 
 t.test('nothing listening: no connection, exit 1', async (t) => {

@@ -25,8 +25,16 @@ export interface ConnEvents {
   connected(c: BenchConn): void
   /** Bound and idle, with no activation waiting. */
   ready(c: BenchConn): void
-  /** An activation ended: `verdict` null when the answer verified, else its error kind. */
-  answered(c: BenchConn, verdict: string | null): void
+  /**
+   * An activation's answer was checked: `verdict` null when it verified, else its error kind;
+   * `latencyMs` from the activation's intended start to the answer's arrival.
+   */
+  answered(c: BenchConn, verdict: string | null, latencyMs: number): void
+  /**
+   * New-connection mode only: an answer arrived and the connection is done with; its check (and
+   * `answered`) follows once the next connection's BIND is on its way.
+   */
+  arrived(c: BenchConn): void
   /** The connection died; `activation` tells whether an activation was in progress on it. */
   failed(c: BenchConn, kind: string, activation: boolean): void
 }
@@ -70,6 +78,11 @@ export class BenchConn {
   private pendLength = 0
   private callId = BIND_CALL_ID
   private requestsSent = 0
+  /** New-connection mode: the last answer, not checked yet, and the socket it came on. */
+  private held = new Uint8Array(512)
+  private heldLength = -1
+  private heldLatencyMs = 0
+  private lingering: net.Socket | null = null
 
   constructor(
     readonly index: number,
@@ -78,6 +91,8 @@ export class BenchConn {
     private readonly bind: BenchBind,
     private readonly timeoutMs: number,
     private readonly events: ConnEvents,
+    /** Check each answer after the next connection's BIND has left (one connection per activation). */
+    private readonly deferCheck = false,
   ) {}
 
   /** Connects and binds; the connection reports `ready` unless an activation is waiting. */
@@ -106,6 +121,8 @@ export class BenchConn {
       this.events.connected(this)
       this.state = 'binding'
       socket.write(BINDS[this.bind])
+      // the host now accepts and answers the BIND: meanwhile check the last answer, close its socket
+      this.settle()
     })
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (socket !== this.socket) return
@@ -136,14 +153,31 @@ export class BenchConn {
     return this.activating || this.state === 'busy'
   }
 
-  /** Closes the connection (the scheduler's own doing: no event). */
+  /** Closes the connection (the scheduler's own doing: no event); a held answer is checked first. */
   close(): void {
+    this.settle()
+    this.release()?.destroy()
+  }
+
+  /** Checks the held answer (reporting `answered`) and closes the socket it came on. */
+  settle(): void {
+    if (this.heldLength >= 0) {
+      const length = this.heldLength
+      this.heldLength = -1
+      this.events.answered(this, this.codec.check(this.held.subarray(0, length)), this.heldLatencyMs)
+    }
+    const old = this.lingering
+    this.lingering = null
+    old?.destroy()
+  }
+
+  private release(): net.Socket | null {
     const s = this.socket
     this.socket = null
     this.state = 'closed'
     this.activating = false
     this.deadline = Number.POSITIVE_INFINITY
-    s?.destroy()
+    return s
   }
 
   /** The step in progress took too long. */
@@ -152,6 +186,7 @@ export class BenchConn {
   }
 
   private send(): void {
+    this.settle() // the codec is about to be reused for the next request
     this.state = 'busy'
     this.activating = false
     this.deadline = performance.now() + this.timeoutMs
@@ -211,6 +246,11 @@ export class BenchConn {
 
   private onPdu(pdu: Uint8Array): void {
     if (this.state === 'busy') {
+      const latencyMs = performance.now() - this.intendedAt
+      if (this.deferCheck) {
+        this.hold(pdu, latencyMs)
+        return
+      }
       const verdict = this.codec.check(pdu)
       // after an answer that breaks the RPC rules the stream cannot be trusted: reconnect
       if (verdict === 'protocol') {
@@ -219,7 +259,7 @@ export class BenchConn {
       }
       this.state = 'idle'
       this.deadline = Number.POSITIVE_INFINITY
-      this.events.answered(this, verdict)
+      this.events.answered(this, verdict, latencyMs)
       return
     }
     const verdict = this.state === 'binding' ? this.bindVerdict(pdu) : 'protocol'
@@ -231,6 +271,19 @@ export class BenchConn {
     this.deadline = Number.POSITIVE_INFINITY
     if (this.activating) this.send()
     else this.events.ready(this)
+  }
+
+  /**
+   * Keeps an answer for `settle` and lets the scheduler start the next activation at once: the
+   * check and the close of this socket then run while the host accepts the next connection.
+   */
+  private hold(pdu: Uint8Array, latencyMs: number): void {
+    if (this.held.length < pdu.length) this.held = new Uint8Array(pdu.length)
+    this.held.set(pdu)
+    this.heldLength = pdu.length
+    this.heldLatencyMs = latencyMs
+    this.lingering = this.release()
+    this.events.arrived(this)
   }
 
   /** Takes the context the host gave (NDR64 when offered and accepted, else NDR32), from the bytes. */
