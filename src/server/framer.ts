@@ -68,7 +68,8 @@ export class PduFramer {
   next(): Uint8Array | null {
     while (this.filled > 0 && this.input.length > 0) {
       const length = this.judge(this.buffer.subarray(0, this.filled))
-      const take = Math.min((length ?? HEADER) - this.filled, this.input.length)
+      // Until the header can be judged, one byte at a time: garbage shows at its first bad byte.
+      const take = length === null ? 1 : Math.min(length - this.filled, this.input.length)
       this.append(this.input.subarray(0, take))
       this.input = this.input.subarray(take)
       if (length !== null && this.filled === length) {
@@ -77,6 +78,8 @@ export class PduFramer {
         return this.buffer.slice(0, length)
       }
     }
+    // the bytes just appended are judged now, not when (if ever) the peer sends more
+    if (this.filled > 0) this.judge(this.buffer.subarray(0, this.filled))
     if (this.filled > 0 || this.input.length === 0) return null
     const length = this.judge(this.input)
     if (length === null || this.input.length < length) {
