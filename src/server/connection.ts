@@ -43,6 +43,8 @@ export class RpcConnection {
   readonly framer = new PduFramer()
   readonly contexts = new Map<number, TransferSyntax>()
   readonly openedAt: number
+  /** performance.now() of the last byte read or written: the server's sweep closes idle ones. */
+  lastActivity = performance.now()
   calls = 0
   /** The close was reported (once); the socket may still be flushing our last answer. */
   closed = false
@@ -69,6 +71,7 @@ export class RpcConnection {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return
+    this.lastActivity = performance.now()
     this.settings.recorder?.data(this.id, true, chunk)
     this.framer.feed(chunk)
     this.pump()
@@ -163,6 +166,7 @@ export class RpcConnection {
   }
 
   private send(bytes: Uint8Array): void {
+    this.lastActivity = performance.now()
     this.settings.recorder?.data(this.id, false, bytes)
     this.socket.write(bytes)
   }
