@@ -83,6 +83,8 @@ export class BenchConn {
   private heldLength = -1
   private heldLatencyMs = 0
   private lingering: net.Socket | null = null
+  /** New-connection mode: the next connection's socket object, built while an answer is awaited. */
+  private spare: net.Socket | null = null
 
   constructor(
     readonly index: number,
@@ -103,10 +105,16 @@ export class BenchConn {
     this.pendLength = 0
     this.callId = BIND_CALL_ID
     this.deadline = performance.now() + this.timeoutMs
-    const socket = net.connect({
-      host: this.target.host,
-      port: this.target.port,
-      noDelay: true,
+    const socket = this.spare ?? this.newSocket()
+    this.spare = null
+    this.socket = socket
+    socket.connect({ host: this.target.host, port: this.target.port })
+  }
+
+  /** A socket with its handlers, not connected yet: no file descriptor, nothing sent. */
+  private newSocket(): net.Socket {
+    // `onread` is what net.connect() hands the Socket constructor; the types list it only there
+    const options: net.SocketConstructorOpts & Pick<net.TcpSocketConnectOpts, 'onread'> = {
       onread: {
         buffer: READ_BUFFER,
         callback: (n: number, buf: Uint8Array) => {
@@ -114,8 +122,9 @@ export class BenchConn {
           return true
         },
       },
-    })
-    this.socket = socket
+    }
+    const socket = new net.Socket(options)
+    socket.setNoDelay(true) // kept until connect() makes the handle
     socket.on('connect', () => {
       if (socket !== this.socket) return
       this.events.connected(this)
@@ -137,6 +146,7 @@ export class BenchConn {
     socket.on('close', () => {
       if (socket === this.socket) this.fail('closed')
     })
+    return socket
   }
 
   /** Starts an activation now: sends the request, or connects first if the connection is down. */
@@ -193,6 +203,9 @@ export class BenchConn {
     // like vlmcs: the first request reuses the bind's call id, later ones count up
     if (this.requestsSent++ > 0) this.callId = this.callId >= 0x7fffffff ? 1 : this.callId + 1
     this.socket!.write(this.codec.request(this.callId))
+    // the host is answering: build the next connection's socket object now, off the critical
+    // path (it connects only when this activation is over: still one connection at a time)
+    if (this.deferCheck && this.spare === null) this.spare = this.newSocket()
   }
 
   private fail(kind: string): void {
