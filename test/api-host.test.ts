@@ -14,16 +14,8 @@ import { ListenError } from '../src/server/server.js'
 import { StoreWriteError } from '../src/store/errors.js'
 import { filetimeFromDate } from '../src/wire/bytes.js'
 import { emitRequestStub, parseResponseStub } from '../src/wire/ndr.js'
-import {
-  emitBindPdu,
-  emitRequestPdu,
-  KMS_INTERFACE_UUID,
-  makeHeader,
-  NDR32_UUID,
-  PTYPE,
-  parseResponsePdu,
-} from '../src/wire/rpc.js'
-import { baseRequest } from './fixtures/raw-activate.js'
+import { emitRequestPdu, makeHeader, PTYPE, parseResponsePdu } from '../src/wire/rpc.js'
+import { baseRequest, ndr32Bind } from './fixtures/raw-activate.js'
 import { RawPeer } from './fixtures/raw-client.js'
 
 const WINDOWS_APP = '55c92734-d682-4d71-983e-d6ec3f16059f'
@@ -213,21 +205,7 @@ t.test('moving the host clock does not cut open connections', async (t) => {
   t.teardown(() => host.close())
   const peer = await RawPeer.open(host.port)
   t.teardown(() => peer.end())
-  peer.send(
-    emitBindPdu({
-      header: makeHeader(PTYPE.BIND, 1),
-      maxXmitFrag: 5840,
-      maxRecvFrag: 5840,
-      assocGroupId: 0,
-      contexts: [
-        {
-          contextId: 0,
-          abstractSyntax: { uuid: KMS_INTERFACE_UUID, versionMajor: 1, versionMinor: 0 },
-          transferSyntaxes: [{ uuid: NDR32_UUID, version: 2 }],
-        },
-      ],
-    }),
-  )
+  peer.send(ndr32Bind())
   t.ok(await peer.pdu(), 'bind_ack')
   clock += 365 * DAY
   await new Promise((r) => setTimeout(r, 1300)) // the connection sweeper runs every second

@@ -1,21 +1,9 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { FramingError, PduFramer } from '../src/server/framer.js'
-import { emitBindPdu, KMS_INTERFACE_UUID, makeHeader, NDR32_UUID, PFC, PTYPE } from '../src/wire/rpc.js'
+import { ndr32Bind } from './fixtures/raw-activate.js'
 
-const BIND = emitBindPdu({
-  header: makeHeader(PTYPE.BIND, 2, PFC.FIRST_FRAG | PFC.LAST_FRAG),
-  maxXmitFrag: 5840,
-  maxRecvFrag: 5840,
-  assocGroupId: 0,
-  contexts: [
-    {
-      contextId: 0,
-      abstractSyntax: { uuid: KMS_INTERFACE_UUID, versionMajor: 1, versionMinor: 0 },
-      transferSyntaxes: [{ uuid: NDR32_UUID, version: 2 }],
-    },
-  ],
-})
+const BIND = ndr32Bind()
 
 /** Feeds `bytes` one at a time; returns the PDUs, or the index of the byte that threw. */
 function dribble(framer: PduFramer, bytes: Uint8Array): { pdus: Uint8Array[]; threwAt: number | null } {
