@@ -188,9 +188,9 @@ let utf16Scratch = new Uint16Array(64)
 /** Decodes UTF-16LE code units from `offset`, stopping at the first NUL or after `size` bytes. */
 export function readUtf16Z(bytes: Uint8Array, offset: number, size: number): string {
   // One flat string from the code units (a `+=` per character would leave a rope behind).
-  if (utf16Scratch.length < size >> 1) utf16Scratch = new Uint16Array(size >> 1)
+  const max = Math.max(0, Math.min(size, bytes.length - offset)) >> 1
+  if (utf16Scratch.length < max) utf16Scratch = new Uint16Array(max)
   const units = utf16Scratch
-  const max = size >> 1
   let n = 0
   for (; n < max; n++) {
     const u = bytes[offset + 2 * n] | (bytes[offset + 2 * n + 1] << 8)
