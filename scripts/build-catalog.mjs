@@ -10,6 +10,13 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+// The canonical name form is the one lookups use (src/catalog/names.ts), taken from the build so
+// the aliases kept here and the collision checks at load time can never disagree.
+const { canon } = await import('../dist/catalog/names.js').catch(() => {
+  console.error('build-catalog: dist/catalog/names.js is missing; run `npm run build` first')
+  process.exit(1)
+})
+
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const OFFICE_APPS =
   'Access|Excel|Groove|InfoPath|Lync|OneNote|Outlook|PowerPoint|Project|Publisher|Skype for Business|Visio|Word'
@@ -48,30 +55,6 @@ const day = (s) => (s ? s.slice(0, 10) : undefined)
 const protocol = (s) => Number.parseInt(s ?? '6.0', 10)
 
 // --- aliases: forms people type that the exact names do not cover ---
-
-const SYNONYMS = {
-  win: 'windows',
-  ws: 'windows server',
-  professional: 'pro',
-  proplus: 'pro plus',
-  std: 'standard',
-  dc: 'datacenter',
-  workstations: 'workstation',
-}
-
-/** Same canonical form as src/catalog/names.ts: lookups and conflict checks must agree. */
-export function canon(text) {
-  let s = ` ${text
-    .toLowerCase()
-    .replace(/[:,()[\]]/g, ' ')
-    .replace(/(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])/g, ' ')} `
-  s = s.replace(/\s+/g, ' ')
-  if (s.startsWith(' microsoft ')) s = s.slice(10)
-  s = s.replace(/(?<= )(?:win|ws|professional|proplus|std|dc|workstations)(?= )/g, (w) => SYNONYMS[w])
-  s = s.replace(/ for workstation /g, ' workstation ')
-  if (s.startsWith(' server ')) s = ` windows${s}`
-  return s.trim()
-}
 
 function generatedAliases(name) {
   const forms = new Set([name])

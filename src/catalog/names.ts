@@ -15,8 +15,8 @@ const SYNONYM = /(?<= )(?:win|ws|professional|proplus|std|dc|workstations)(?= )/
 /**
  * The form names are compared in, so that what people type meets what the tables say:
  * "win11 pro" = "Windows 11 Pro", "Office Professional Plus" = "Office ProPlus", "server 2025 dc" =
- * "Windows Server 2025 Datacenter". scripts/build-catalog.mjs has the same function (it must agree,
- * or aliases it keeps could collide here; loading checks that they do not).
+ * "Windows Server 2025 Datacenter". scripts/build-catalog.mjs uses this one (from dist/) to pick
+ * the aliases it keeps, so they cannot collide here; loading checks that they do not.
  */
 export function canon(text: string): string {
   let s = ` ${text.toLowerCase().replace(PUNCTUATION, ' ').replace(LETTER_DIGIT, ' ')} `.replace(SPACES, ' ')
