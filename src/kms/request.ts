@@ -46,6 +46,7 @@ export function cipherForMajor(major: number): BlockCipher {
   return major === 5 ? V5_CIPHER : V6_CIPHER
 }
 
+/** A request with nothing decoded yet: returned as is when the bytes are too short, else filled in. */
 function undecoded(
   payload: Uint8Array,
   major: number,
@@ -80,16 +81,7 @@ function decodeV4(
   minor: number,
   problems: RequestProblem[],
 ): DecodedRequest {
-  const out: DecodedRequest = {
-    major,
-    minor,
-    shape: 'v4',
-    length: payload.length,
-    base: null,
-    iv: null,
-    decryptedIv: null,
-    problems,
-  }
+  const out = undecoded(payload, major, minor, problems)
   if (payload.length < BASE_REQUEST_LENGTH) {
     problems.push({
       check: 'short',
@@ -119,16 +111,7 @@ function decodeEncrypted(
   minor: number,
   problems: RequestProblem[],
 ): DecodedRequest {
-  const out: DecodedRequest = {
-    major,
-    minor,
-    shape: 'encrypted',
-    length: payload.length,
-    base: null,
-    iv: null,
-    decryptedIv: null,
-    problems,
-  }
+  const out = undecoded(payload, major, minor, problems)
   if (payload.length < V5_REQUEST_LENGTH) {
     problems.push({
       check: 'short',
