@@ -116,6 +116,18 @@ function spawnNode(args) {
   )
 }
 
+/** A child's stdout and stderr so far, as text. */
+function collect(child) {
+  const io = { out: '', err: '' }
+  child.stdout.on('data', (d) => {
+    io.out += d
+  })
+  child.stderr.on('data', (d) => {
+    io.err += d
+  })
+  return io
+}
+
 /** `kmslab bench` as the user runs it; before the lead registers the verb, the verb module itself. */
 function benchArgs(args) {
   const registered = readFileSync(fileURLToPath(new URL('../dist/cli/verbs.js', import.meta.url)), 'utf8')
@@ -139,20 +151,13 @@ async function startHost(state) {
     '--idle-timeout',
     '60',
   ])
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d) => {
-    out += d
-  })
-  child.stderr.on('data', (d) => {
-    err += d
-  })
+  const io = collect(child)
   const exited = new Promise((r) => child.on('exit', (code, signal) => r(code ?? signal)))
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kmslab serve did not start: ${err}`)), 15_000)
+    const timer = setTimeout(() => reject(new Error(`kmslab serve did not start: ${io.err}`)), 15_000)
     const check = () => {
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out)
-      if (m && /HWID/.test(out)) {
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(io.out)
+      if (m && /HWID/.test(io.out)) {
         clearTimeout(timer)
         resolve(Number(m[1]))
       }
@@ -160,13 +165,13 @@ async function startHost(state) {
     child.stdout.on('data', check)
     exited.then((code) => {
       clearTimeout(timer)
-      reject(new Error(`kmslab serve exited ${code}: ${err}`))
+      reject(new Error(`kmslab serve exited ${code}: ${io.err}`))
     })
   })
   return {
     pid: child.pid,
     port,
-    stderr: () => err,
+    stderr: () => io.err,
     async stop() {
       child.kill('SIGTERM')
       const t = setTimeout(() => child.kill('SIGKILL'), 5000)
@@ -186,22 +191,17 @@ async function runBench(host, args) {
   sample()
   const timer = setInterval(sample, 50)
   const child = spawnNode(benchArgs([`127.0.0.1:${host.port}`, ...args, '--json']))
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d) => {
-    out += d
-  })
-  child.stderr.on('data', (d) => {
-    err += d
-  })
+  const io = collect(child)
   const code = await new Promise((r) => child.on('exit', (c, s) => r(c ?? s)))
   clearInterval(timer)
   sample()
   let report
   try {
-    report = JSON.parse(out)
+    report = JSON.parse(io.out)
   } catch {
-    throw new Error(`kmslab bench ${args.join(' ')} exited ${code} without a JSON summary: ${err || out}`)
+    throw new Error(
+      `kmslab bench ${args.join(' ')} exited ${code} without a JSON summary: ${io.err || io.out}`,
+    )
   }
   const [from, to] = report.measureWindowEpochMs
   const hostCpuS = cpuAt(samples, to) - cpuAt(samples, from)
