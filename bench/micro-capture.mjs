@@ -8,19 +8,10 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { loadDist, median, SAMPLE_MS, SAMPLES, sample } from './micro.mjs'
 
-const SAMPLES = 5
-const SAMPLE_MS = 200
 const MERGED_TARGET_BYTES = 8 * 1024 * 1024
 const PCAPS = join(dirname(fileURLToPath(import.meta.url)), '..', 'pcaps')
-
-async function load() {
-  try {
-    return await import('../dist/capture/index.js')
-  } catch (e) {
-    throw new Error(`cannot load dist/capture (build first: npx tsc -p tsconfig.build.json): ${e.message}`)
-  }
-}
 
 function captures() {
   return readdirSync(PCAPS)
@@ -53,31 +44,19 @@ function merged(files, target) {
   return { bytes: out, files: same.length, copies }
 }
 
-/** Calls `batch` (which processes `bytesPerBatch`) for ~`ms`; returns MB/s (10^6 bytes). */
-function sample(batch, bytesPerBatch, ms) {
-  let bytes = 0
-  const start = process.hrtime.bigint()
-  const stop = start + BigInt(ms) * 1_000_000n
-  let now = start
-  while (now < stop) {
-    batch()
-    bytes += bytesPerBatch
-    now = process.hrtime.bigint()
-  }
-  return bytes / 1e6 / (Number(now - start) / 1e9)
-}
+/** MB/s (10^6 bytes) of wall time for ~`ms` of `batch`, which processes `bytesPerBatch`. */
+const megabytesPerSec = (batch, bytesPerBatch, ms) => sample(batch, bytesPerBatch, ms).wall / 1e6
 
 function measure(name, batch, bytesPerBatch, extra) {
-  sample(batch, bytesPerBatch, 100) // warm-up, so the JIT has settled before samples count
+  megabytesPerSec(batch, bytesPerBatch, 100) // warm-up, so the JIT has settled before samples count
   const samples = []
-  for (let i = 0; i < SAMPLES; i++) samples.push(+sample(batch, bytesPerBatch, SAMPLE_MS).toFixed(2))
-  const opsPerSec = [...samples].sort((a, b) => a - b)[SAMPLES >> 1]
-  return { name, unit: 'MB/s', opsPerSec, samples, ...extra }
+  for (let i = 0; i < SAMPLES; i++) samples.push(+megabytesPerSec(batch, bytesPerBatch, SAMPLE_MS).toFixed(2))
+  return { name, unit: 'MB/s', opsPerSec: median(samples), samples, ...extra }
 }
 
 /** Runs every measurement; returns rows of { name, unit, opsPerSec (here MB/s), samples, ... }. */
 export async function run() {
-  const c = await load()
+  const c = await loadDist('capture/index.js')
   const files = captures()
   const total = files.reduce((n, f) => n + f.bytes.length, 0)
   let pdus = 0

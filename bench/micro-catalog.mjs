@@ -7,21 +7,11 @@
 // This script prints numbers only; targets are judged elsewhere.
 import { execFileSync } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
+import { loadDist, median, SAMPLE_MS, SAMPLES, sample } from './micro.mjs'
 
 const CHILDREN = 9
-const SAMPLES = 5
-const SAMPLE_MS = 200
 const DIST = new URL('../dist/catalog/index.js', import.meta.url)
 
-async function load() {
-  try {
-    return await import(DIST.href)
-  } catch (e) {
-    throw new Error(`cannot load dist/catalog (build first: npx tsc -p tsconfig.build.json): ${e.message}`)
-  }
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const round = (x) => +x.toFixed(2)
 
 /** One fresh process: ms to import the module, then ms of the first loadCatalog(). */
@@ -37,24 +27,17 @@ function coldOnce() {
 }
 
 function opsPerSec(fn) {
-  const rates = []
-  for (let s = 0; s < SAMPLES; s++) {
-    let ops = 0
-    const t0 = performance.now()
-    let t = t0
-    while (t - t0 < SAMPLE_MS) {
-      for (let i = 0; i < 100; i++) fn()
-      ops += 100
-      t = performance.now()
-    }
-    rates.push((ops * 1000) / (t - t0))
+  const hundred = () => {
+    for (let i = 0; i < 100; i++) fn()
   }
+  const rates = []
+  for (let s = 0; s < SAMPLES; s++) rates.push(sample(hundred, 100, SAMPLE_MS).wall)
   return { value: Math.round(median(rates)), samples: rates.map(Math.round) }
 }
 
 /** Runs every measurement; returns rows of { name, unit, value, samples[, targetMs] }. */
 export async function run() {
-  const c = await load()
+  const c = await loadDist('catalog/index.js')
   const cold = Array.from({ length: CHILDREN }, coldOnce)
   for (let i = 0; i < 3; i++) c.loadCatalog()
   const warm = Array.from({ length: 15 }, () => {

@@ -7,62 +7,15 @@
 // speed with AES-NI, the ceiling). This script prints numbers only; targets are judged elsewhere.
 import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
+import { loadDist, measureOps } from './micro.mjs'
 
-const SAMPLES = 5
-const SAMPLE_MS = 200
 const BUF_BLOCKS = 256
 /** The §9.1 request time; one HMAC slot. */
 const T = 133497936000000000n
 const C1 = 0x00000022816889bdn
 
-async function load() {
-  try {
-    return await import('../dist/crypto/index.js')
-  } catch (e) {
-    throw new Error(`cannot load dist/crypto (build first: npx tsc -p tsconfig.build.json): ${e.message}`)
-  }
-}
-
-const cpuMicros = () => {
-  const u = process.cpuUsage()
-  return u.user + u.system
-}
-
-/**
- * Calls `batch` (which performs `opsPerBatch` operations) for ~`ms` of wall time. Returns the rate
- * per second of this process's CPU time (what one core can do, and steadier than wall time when
- * other work shares the machine) and per second of wall time.
- */
-function sample(batch, opsPerBatch, ms) {
-  let ops = 0
-  const cpu0 = cpuMicros()
-  const start = process.hrtime.bigint()
-  const stop = start + BigInt(ms) * 1_000_000n
-  let now = start
-  while (now < stop) {
-    batch()
-    ops += opsPerBatch
-    now = process.hrtime.bigint()
-  }
-  const cpu = Math.max(1, cpuMicros() - cpu0)
-  return { cpu: (ops * 1e6) / cpu, wall: ops / (Number(now - start) / 1e9) }
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
-
-function measure(name, unit, batch, opsPerBatch = 1) {
-  sample(batch, opsPerBatch, 50) // warm-up, so the JIT has settled before samples count
-  const runs = []
-  for (let i = 0; i < SAMPLES; i++) runs.push(sample(batch, opsPerBatch, SAMPLE_MS))
-  const samples = runs.map((r) => Math.round(r.cpu))
-  return {
-    name,
-    unit,
-    opsPerSec: median(samples),
-    wallOpsPerSec: Math.round(median(runs.map((r) => r.wall))),
-    samples,
-  }
-}
+/** A short warm-up (50 ms) is enough for the block and hash loops. */
+const measure = (name, unit, batch, opsPerBatch = 1) => measureOps(name, unit, batch, opsPerBatch, {}, 50)
 
 function blockRows(label, cipher, buf) {
   return [
@@ -149,7 +102,7 @@ function v6HostRow(c) {
 
 /** Runs every measurement; rows of { name, unit, opsPerSec, wallOpsPerSec, samples, [vsNode…] }. */
 export async function run() {
-  const c = await load()
+  const c = await loadDist('crypto/index.js')
   const buf = c.cryptoRandom(16 * BUF_BLOCKS)
   const node = nodeRows(c.V5_KEY, buf)
   const rows = []

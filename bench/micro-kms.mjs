@@ -7,9 +7,8 @@
 // CPU time (what one core does; steadier than wall time on a shared machine). Prints numbers;
 // `npm run bench` (bench/run.mjs) sets them against the targets.
 import { pathToFileURL } from 'node:url'
+import { loadDist, measureOps as measure } from './micro.mjs'
 
-const SAMPLES = 5
-const SAMPLE_MS = 200
 /** The issue's figure for V6 host-side handling on one core. */
 export const V6_HOST_TARGET = 50_000
 
@@ -32,58 +31,6 @@ const FIELDS = {
   currentCount: 50,
   activationInterval: 120,
   renewalInterval: 10080,
-}
-
-async function load() {
-  try {
-    const [client, request, response, host, counter, crypto] = await Promise.all([
-      import('../dist/kms/client.js'),
-      import('../dist/kms/request.js'),
-      import('../dist/kms/response.js'),
-      import('../dist/kms/host.js'),
-      import('../dist/kms/counter.js'),
-      import('../dist/crypto/index.js'),
-    ])
-    return { ...client, ...request, ...response, ...host, ...counter, ...crypto }
-  } catch (e) {
-    throw new Error(`cannot load dist/kms (build first: npx tsc -p tsconfig.build.json): ${e.message}`)
-  }
-}
-
-const cpuMicros = () => {
-  const u = process.cpuUsage()
-  return u.user + u.system
-}
-
-function sample(batch, opsPerBatch, ms) {
-  let ops = 0
-  const cpu0 = cpuMicros()
-  const start = performance.now()
-  let now = start
-  while (now - start < ms) {
-    batch()
-    ops += opsPerBatch
-    now = performance.now()
-  }
-  const cpu = Math.max(1, cpuMicros() - cpu0)
-  return { cpu: (ops * 1e6) / cpu, wall: ops / ((now - start) / 1000) }
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
-
-function measure(name, unit, batch, opsPerBatch = 1, extra = {}) {
-  sample(batch, opsPerBatch, 100)
-  const runs = []
-  for (let i = 0; i < SAMPLES; i++) runs.push(sample(batch, opsPerBatch, SAMPLE_MS))
-  const samples = runs.map((r) => Math.round(r.cpu))
-  return {
-    name,
-    unit,
-    opsPerSec: median(samples),
-    wallOpsPerSec: Math.round(median(runs.map((r) => r.wall))),
-    samples,
-    ...extra,
-  }
 }
 
 function versionRows(k, major) {
@@ -177,7 +124,14 @@ function blockRows(k) {
 
 /** Runs every measurement; rows of { name, unit, opsPerSec, wallOpsPerSec, samples, [target] }. */
 export async function run() {
-  const k = await load()
+  const k = await loadDist(
+    'kms/client.js',
+    'kms/request.js',
+    'kms/response.js',
+    'kms/host.js',
+    'kms/counter.js',
+    'crypto/index.js',
+  )
   const rows = []
   for (const major of [4, 5, 6]) rows.push(...versionRows(k, major))
   rows.push(answerRow(k), ...blockRows(k))

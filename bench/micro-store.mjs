@@ -11,23 +11,12 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { loadDist, median, sample } from './micro.mjs'
 
 const SAMPLES = 3
 const SAMPLE_MS = 300
 const T0 = Date.UTC(2024, 0, 15, 12, 0, 0)
 const W = '55c92734-d682-4d71-983e-d6ec3f16059f'
-
-async function load() {
-  try {
-    const store = await import('../dist/store/index.js')
-    const counter = await import('../dist/kms/counter.js')
-    return { ...store, ...counter }
-  } catch (e) {
-    throw new Error(
-      `cannot load dist/store, dist/kms (build first: npx tsc -p tsconfig.build.json): ${e.message}`,
-    )
-  }
-}
 
 const cmidOf = (i) => `6f1e0a52-7c3d-4b8e-9a10-${i.toString(16).padStart(12, '0')}`
 
@@ -62,20 +51,8 @@ function batchOf(from, size) {
   return { history, upserts, removals: [] }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
-
-/** Runs `step` (doing `per` operations) for ~ms; returns operations per second. */
-function sampleSync(step, per, ms = SAMPLE_MS) {
-  let ops = 0
-  const start = performance.now()
-  let now = start
-  while (now - start < ms) {
-    step(ops)
-    ops += per
-    now = performance.now()
-  }
-  return ops / ((now - start) / 1000)
-}
+/** Operations per second of wall time for ~ms of `step(done)`, which does `per` operations. */
+const sampleSync = (step, per, ms = SAMPLE_MS) => sample(step, per, ms).wall
 
 function measure(name, unit, sample) {
   const samples = []
@@ -222,7 +199,7 @@ function openRows(m) {
 
 /** Runs every measurement; returns rows of { name, unit, opsPerSec, samples }. */
 export async function run() {
-  const m = await load()
+  const m = await loadDist('store/index.js', 'kms/counter.js')
   return [...counterRows(m), ...commitRows(m), ...(await groupRows(m)), ...openRows(m)]
 }
 
