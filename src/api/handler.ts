@@ -1,9 +1,8 @@
 // The host's KMS call handler: matches the fault-injection rules, answers (or refuses, faults,
 // drops), records the request in the state and tells the owner. A request that cannot be recorded
 // is refused, never answered: the answer would be a lie about the state.
-import type { RandomSource } from '../crypto/random.js'
-import type { ActivationCounter, CounterOutcome } from '../kms/counter.js'
-import { answerKmsRequest, type KmsIdStatus } from '../kms/host.js'
+import type { CounterOutcome } from '../kms/counter.js'
+import { answerKmsRequest, type HostContext } from '../kms/host.js'
 import { HRESULT } from '../kms/hresult.js'
 import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
 import type { CallHandler, CallOutcome, KmsCall } from '../server/types.js'
@@ -18,17 +17,10 @@ import type { ActivationRecord, RequestOutcome } from './types.js'
  */
 export const RPC_S_CALL_FAILED = 0x800706be
 
-export interface HandlerContext {
+/** What the KMS answer needs (the clock read per request), plus the rules, the state and the owner. */
+export interface HandlerContext extends Omit<HostContext, 'now'> {
   /** The host's clock, ms. */
   now(): number
-  random: RandomSource
-  counter: ActivationCounter
-  strict: boolean
-  activationInterval: number
-  renewalInterval: number
-  hwid: Uint8Array
-  epidFor(kmsId: string): string
-  kmsIdStatus(kmsId: string): KmsIdStatus
   rules(): readonly CompiledRule[]
   /** Writes the batch: null when done synchronously, else when durable; throws or rejects on failure. */
   commit(batch: CommitBatch): Promise<void> | null
