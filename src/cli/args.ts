@@ -3,7 +3,18 @@ import { UsageError } from '../errors.js'
 
 export type OptionSpec = Record<
   string,
-  { type: 'string' | 'boolean'; short?: string; multiple?: boolean; default?: string | boolean | string[] }
+  {
+    type: 'string' | 'boolean'
+    short?: string
+    multiple?: boolean
+    default?: string | boolean | string[]
+    /** the value's placeholder in --help (HOST:PORT); the help text is generated from the table */
+    arg?: string
+    /** what the option does, for --help */
+    help?: string
+    /** the --help section the option is listed under */
+    section?: string
+  }
 >
 
 export interface ParsedArgs<T extends OptionSpec> {
