@@ -65,7 +65,19 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
     const batch: CommitBatch = {
       history: [toHistoryRow(record)],
       upserts: d.counter
-        ? [{ appId: d.counter.appId, cmid: d.counter.cmid, lastSeen: d.counter.lastSeen }]
+        ? [
+            {
+              appId: d.counter.appId,
+              cmid: d.counter.cmid,
+              lastSeen: d.counter.lastSeen,
+              client: {
+                workstation: record.workstation,
+                skuId: record.skuId,
+                licenseStatus: record.licenseStatus,
+                vm: record.vm,
+              },
+            },
+          ]
         : [],
       removals: d.counter?.removed ?? [],
     }
