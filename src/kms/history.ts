@@ -24,6 +24,10 @@ export interface HistoryRow {
   protocol: string
   vm: boolean
   licenseStatus: number
+  /** the client's clock when it sent the request (ms), null when unreadable */
+  clientTime: number | null
+  /** minutes left before the client's grace or licence runs out, as it reported them */
+  graceMinutes: number | null
   epid: string | null
   /** names of fault-injection rules applied, [] normally */
   rules: string[]

@@ -25,11 +25,13 @@ CREATE INDEX history_time ON history (time);
 `
 
 /**
- * Version 2: pool entries carry their client's details (for the clients table), and the
+ * Version 2: history rows keep the client's clock and grace minutes (event 12290 has both), pool entries carry their client's details (for the clients table), and the
  * cumulative request figures of slmgr /dlv live in request_counts. A file from version 1 gets
  * them from the history it still holds (the best count there is; older rows were pruned).
  */
 const MIGRATE_TO_V2 = `
+ALTER TABLE history ADD COLUMN client_time INTEGER;
+ALTER TABLE history ADD COLUMN grace_minutes INTEGER;
 ALTER TABLE pool ADD COLUMN first_seen INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pool ADD COLUMN workstation TEXT;
 ALTER TABLE pool ADD COLUMN sku_id TEXT;
@@ -69,6 +71,8 @@ export interface HistoryRecord {
   protocol: string
   vm: number
   license_status: number
+  client_time: number | null
+  grace_minutes: number | null
   epid: string | null
   rules: string
 }
@@ -142,6 +146,8 @@ export function toRecord(r: HistoryRow): HistoryRecord {
     protocol: r.protocol,
     vm: r.vm ? 1 : 0,
     license_status: r.licenseStatus,
+    client_time: r.clientTime,
+    grace_minutes: r.graceMinutes,
     epid: r.epid,
     rules: JSON.stringify(r.rules),
   }
@@ -163,6 +169,8 @@ export function fromRecord(r: HistoryRecord): HistoryRow {
     protocol: r.protocol,
     vm: r.vm !== 0,
     licenseStatus: r.license_status,
+    clientTime: r.client_time,
+    graceMinutes: r.grace_minutes,
     epid: r.epid,
     rules: JSON.parse(r.rules),
   }

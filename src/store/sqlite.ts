@@ -120,9 +120,10 @@ export class SqliteStore implements StateStore {
     this.q = {
       history: db.prepare(
         `INSERT INTO history (time, client_address, workstation, cmid, previous_cmid, app_id, sku_id, kms_id,
-          required_count, reported_count, hresult, protocol, vm, license_status, epid, rules)
+          required_count, reported_count, hresult, protocol, vm, license_status, client_time, grace_minutes, epid, rules)
          VALUES (@time, @client_address, @workstation, @cmid, @previous_cmid, @app_id, @sku_id, @kms_id,
-          @required_count, @reported_count, @hresult, @protocol, @vm, @license_status, @epid, @rules)`,
+          @required_count, @reported_count, @hresult, @protocol, @vm, @license_status, @client_time,
+          @grace_minutes, @epid, @rules)`,
       ),
       upsert: db.prepare(
         `INSERT INTO pool (app_id, cmid, last_seen, first_seen, workstation, sku_id, license_status, vm, requests)
