@@ -10,6 +10,7 @@ import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
+import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
 
 const LISTEN = 'Listening and RPC'
 const KMS = 'KMS behaviour'
@@ -168,6 +169,7 @@ const OPTIONS = {
     section: STATE,
     help: 'record every connection as a classic pcap',
   },
+  ...HTTP_OPTIONS,
   'log-format': {
     type: 'string',
     arg: 'text|json',
@@ -199,7 +201,7 @@ const HELP = formatHelp(
       'Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold\n' +
       "counter that behaves like a genuine host's.",
     exitCodes: [
-      [0, 'stopped by SIGINT/SIGTERM'],
+      [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
       [78, 'unusable state (read-only or corrupt state file, address in use)'],
     ],
@@ -262,7 +264,7 @@ function seconds(name: string, text: string | undefined): number | undefined {
   return Math.round(n * 1000)
 }
 
-export function hostOptionsFromFlags(v: Values): HostOptions {
+export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process.env): HostOptions {
   const epid: Record<string, string> = {}
   for (const e of v.epid ?? []) {
     const eq = e.indexOf('=')
@@ -297,6 +299,7 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
     seed: v.seed,
     disconnectAfterAnswer: v.disconnect ?? false,
     rules: v.rules ? loadRulesFile(v.rules).map((r) => r.rule) : undefined,
+    http: httpOption(v, env),
   }
 }
 
@@ -304,7 +307,11 @@ function banner(host: KmsHost, log: ServeLog, options: HostOptions): void {
   const addrs = host.addresses.map((a) =>
     a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
   )
-  log.always('listening', `kmslab host listening on ${addrs.join(', ')}`, { addresses: addrs })
+  const http = host.httpUrl ? `; HTTP on ${host.httpUrl}` : ''
+  log.always('listening', `kmslab host listening on ${addrs.join(', ')}${http}`, {
+    addresses: addrs,
+    ...(host.httpUrl ? { http: host.httpUrl } : {}),
+  })
   log.always('mode', describeCounterMode(host.pools.mode), { counter: host.pools.mode })
   log.always('state', `state: ${host.stateLocation}`, { state: host.stateLocation })
   const rpc = `RPC: NDR64 ${options.ndr64 && options.btfn ? 'on' : 'off'}, BTFN ${options.btfn ? 'on' : 'off'}${options.strict ? ', strict' : ''}`
@@ -348,7 +355,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   try {
     host = await startHost(options)
   } catch (err) {
-    if ((err as Error).name === 'ListenError')
+    if ((err as Error).name === 'ListenError' || (err as Error).name === 'HttpListenError')
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
   }
@@ -380,6 +387,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
   }
   process.on('SIGHUP', onHup)
+  const onUsr1 = statusSignalHandler(host, log)
+  process.on('SIGUSR1', onUsr1)
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.always('stopping', `${signal}: stopping`)
@@ -389,6 +398,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'))
   })
   process.off('SIGHUP', onHup)
+  process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
   await host.close()
