@@ -26,7 +26,7 @@ import {
   RPC_HEADER_FIELD,
   resultListAt,
 } from '../wire/rpc.js'
-import type { ActivationCodec } from './bench-codec.js'
+import type { ActivationCodec } from './codec.js'
 
 /** `ndr32`: one NDR32 context (what every host accepts); `vlmcs`: NDR32 + NDR64 + BTFN like vlmcs. */
 export type BenchBind = 'ndr32' | 'vlmcs'
