@@ -18,6 +18,7 @@ import {
 } from '../kms/report.js'
 import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
 import { concatBytes } from '../wire/bytes.js'
+import { endpointText } from '../wire/endpoint.js'
 import type { KmsBaseRequest } from '../wire/kms-request.js'
 import { guessSyntax, parseRequestStub, parseResponseStub, type TransferSyntax } from '../wire/ndr.js'
 import {
@@ -26,22 +27,24 @@ import {
   type BindNakPdu,
   type BindPdu,
   CONTEXT_RESULT,
+  CONTEXT_RESULT_NAMES,
   DREP_LE_ASCII_IEEE,
   type FaultPdu,
-  isBtfnSyntax,
   KMS_INTERFACE_UUID,
-  NCA_STATUS,
   NDR32_UUID,
   NDR64_UUID,
+  ncaStatusName,
   PFC,
   PTYPE,
   parsePdu,
+  REJECT_REASON_NAMES,
   type RequestPdu,
   type ResponsePdu,
+  transferSyntaxName,
 } from '../wire/rpc.js'
 import { type ConnectionPdus, decodeCapturePdus } from './capture-pdus.js'
 import { addFinding } from './errors.js'
-import type { Endpoint, TcpChunk, TcpConnection } from './tcp.js'
+import type { TcpChunk, TcpConnection } from './tcp.js'
 
 /** One KMS exchange (a REQUEST and its answer), or a stream's findings when it carried none. */
 export interface ExchangeRecord {
@@ -106,10 +109,6 @@ export function decodeCapture(
   }
 }
 
-export function endpointText(e: Endpoint): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`
-}
-
 // ---------------------------------------------------------------- one TCP connection
 
 interface Seen<T> {
@@ -138,21 +137,6 @@ interface Calls {
 
 type RequestCall = Call<RequestPdu>
 type Answer = Call<(ResponsePdu & { kind: 'response' }) | (FaultPdu & { kind: 'fault' })>
-
-const NCA_NAMES: Record<number, string> = {
-  [NCA_STATUS.UNK_IF]: 'nca_s_unk_if',
-  [NCA_STATUS.OP_RNG_ERROR]: 'nca_s_op_rng_error',
-  [NCA_STATUS.PROTO_ERROR]: 'nca_s_proto_error',
-  [NCA_STATUS.BAD_STUB_DATA]: 'rpc_x_bad_stub_data',
-  [NCA_STATUS.INVALID_PRES_CONTEXT_ID]: 'nca_s_invalid_pres_context_id',
-}
-const RESULT_NAMES = ['acceptance', 'user rejection', 'provider rejection', 'negotiate ack']
-const REASON_NAMES = [
-  'not specified',
-  'abstract syntax not supported',
-  'transfer syntaxes not supported',
-  'local limit exceeded',
-]
 
 function decodeConnection(
   pdus: ConnectionPdus,
@@ -403,15 +387,10 @@ function trackContexts(side: Calls, findings: string[]): Map<number, TransferSyn
 }
 
 function resultText(r: BindAckPdu['results'][number], offered: string | undefined): string {
-  const what = offered === undefined ? '' : `${syntaxName(offered)}: `
-  const reason = r.result === 0 || r.result === 3 ? '' : `, ${REASON_NAMES[r.reason] ?? `reason ${r.reason}`}`
-  return `${what}${RESULT_NAMES[r.result] ?? `result ${r.result}`}${reason}`
-}
-
-function syntaxName(uuid: string): string {
-  if (uuid === NDR32_UUID) return 'NDR32'
-  if (uuid === NDR64_UUID) return 'NDR64'
-  return isBtfnSyntax(uuid) ? 'BTFN' : uuid
+  const what = offered === undefined ? '' : `${transferSyntaxName(offered)}: `
+  const reason =
+    r.result === 0 || r.result === 3 ? '' : `, ${REJECT_REASON_NAMES[r.reason] ?? `reason ${r.reason}`}`
+  return `${what}${CONTEXT_RESULT_NAMES[r.result] ?? `result ${r.result}`}${reason}`
 }
 
 // ---------------------------------------------------------------- one exchange
@@ -615,7 +594,7 @@ function frameText(s: { frame: number | null }): string {
 }
 
 function faultText(status: number): string {
-  const name = NCA_NAMES[status >>> 0]
+  const name = ncaStatusName(status)
   return name ? `${hresultHex(status)} ${name}` : describeHresult(status)
 }
 
