@@ -10,6 +10,7 @@ import { GroupCommitter } from '../store/group-commit.js'
 import { openStateStore } from '../store/open.js'
 import type { CommitBatch, StateStore, WriteFailure } from '../store/types.js'
 import { isGuid } from '../wire/bytes.js'
+import { endpointText } from '../wire/endpoint.js'
 import { createCallHandler } from './handler.js'
 import { hwidBytes, loadOrCreateIdentity } from './identity.js'
 import { type HostOperations, resolveHttpOptions, startOperations } from './operations.js'
@@ -147,19 +148,19 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
 
     const serverEvents: Partial<RpcServerEvents> = {
       open: (c: RpcConnection) =>
-        events.emit('connection', { type: 'open', id: c.id, client: endpoint(c.client) }),
+        events.emit('connection', { type: 'open', id: c.id, client: endpointText(c.client) }),
       close: (c, reason, protocolError) =>
         events.emit('connection', {
           type: 'close',
           id: c.id,
-          client: endpoint(c.client),
+          client: endpointText(c.client),
           reason,
           protocolError,
         }),
-      refused: (client, reason) => events.emit('refused', { client: endpoint(client), reason }),
+      refused: (client, reason) => events.emit('refused', { client: endpointText(client), reason }),
       fault: (c, callId, status, reason) =>
-        events.emit('fault', { id: c.id, client: endpoint(c.client), callId, status, reason }),
-      notice: (c, reason) => events.emit('protocol', { id: c.id, client: endpoint(c.client), reason }),
+        events.emit('fault', { id: c.id, client: endpointText(c.client), callId, status, reason }),
+      notice: (c, reason) => events.emit('protocol', { id: c.id, client: endpointText(c.client), reason }),
     }
     server = new RpcServer({
       listen,
@@ -178,7 +179,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       disconnectAfterAnswer: options.disconnectAfterAnswer,
       rejectBind: (c) => {
         const rule = matchBindRule(rules, c.client.address)
-        if (rule) events.emit('bind-rejected', { id: c.id, client: endpoint(c.client), rule: rule.name })
+        if (rule) events.emit('bind-rejected', { id: c.id, client: endpointText(c.client), rule: rule.name })
         return rule !== null
       },
       events: serverEvents,
@@ -305,8 +306,4 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     store.close()
     throw err
   }
-}
-
-function endpoint(e: { address: string; port: number }): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`
 }

@@ -1,12 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { RandomSource } from '../crypto/random.js'
 import { KmslabError } from '../errors.js'
+import { type Endpoint, hostPort } from '../wire/endpoint.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import type { ContextResult } from '../wire/rpc.js'
 import type { BindPolicy } from './bind.js'
 import { type Cidr, matchesAny } from './cidr.js'
 import { RpcConnection } from './connection.js'
-import { CaptureRecorder, type Endpoint } from './recorder.js'
+import { CaptureRecorder } from './recorder.js'
 import type { CallHandler, ConnectionSettings } from './types.js'
 
 export interface ListenAddress {
@@ -147,8 +148,12 @@ export class RpcServer {
         this.accept(socket, port),
       )
       server.once('error', (err: NodeJS.ErrnoException) => {
-        const where = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
-        reject(new ListenError(`cannot listen on ${where}: ${err.code ?? err.message}`, address))
+        reject(
+          new ListenError(
+            `cannot listen on ${hostPort(address.host, address.port)}: ${err.code ?? err.message}`,
+            address,
+          ),
+        )
       })
       server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => {
         const bound = server.address()

@@ -1,9 +1,10 @@
 import type { RandomSource } from '../crypto/random.js'
+import type { Endpoint } from '../wire/endpoint.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import type { ContextResult } from '../wire/rpc.js'
 import type { BindPolicy } from './bind.js'
 import type { RpcConnection } from './connection.js'
-import type { CaptureRecorder, Endpoint } from './recorder.js'
+import type { CaptureRecorder } from './recorder.js'
 
 export type { Endpoint }
 
