@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { startHost } from '../src/api/host.js'
+import type { FaultRule } from '../src/api/rules.js'
 import { type ActivateOptions, activate } from '../src/client/activate.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -21,10 +22,11 @@ interface BrowserStorage {
 }
 
 /** A host with its HTTP port on loopback; its clock can be set back to give requests a past. */
-async function startDashboardHost(o: { token?: string } = {}) {
+async function startDashboardHost(o: { token?: string; rules?: FaultRule[] } = {}) {
   let backMs = 0
   const host = await startHost({
     http: { listen: '127.0.0.1:0', token: o.token },
+    rules: o.rules,
     now: () => new Date(Date.now() - backMs),
   })
   return {
@@ -194,7 +196,9 @@ async function run() {
   })
 
   t.test('screenshot of a host with some history', async (t) => {
-    const host = await startDashboardHost()
+    // One machine the host turns away (as a genuine host refuses a retail key): a refused request.
+    const rules = [{ name: 'rogue', match: { workstation: 'rogue-*' }, action: { refuse: '0xC004F042' } }]
+    const host = await startDashboardHost({ rules })
     t.teardown(() => host.close())
     const kms = { host: '127.0.0.1', port: host.kmsPort }
     // A working day of a small lab: products interleaved, requests spread over the last 20 hours.
@@ -222,9 +226,13 @@ async function run() {
       await activate(kms, { product, appId, workstation, licenseStatus, timeoutMs: 5000 })
     }
     host.setClockBack(0)
+    await activate(kms, { workstation: 'rogue-01.guest.lan', timeoutMs: 5000 })
     const { page, errors } = await openPage(t, host.url)
     await page.locator('#pools article[data-app="windows"] .count-value', { hasText: /^26$/ }).waitFor()
     await page.locator('#pools article.tile-unknown').waitFor()
+    const rogue = page.locator('#recent tbody tr', { hasText: 'rogue-01.guest.lan' })
+    t.match(await rogue.textContent(), /refused 0xC004F042/, 'a refusal is shown as such')
+    t.equal(await page.locator('#dlv dt:text-is("Failed requests received") + dd').textContent(), '1')
     await page.waitForSelector('#live-state[data-state="live"]')
     const dir = await mkdtemp(join(tmpdir(), 'kmslab-dashboard-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
