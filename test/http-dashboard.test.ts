@@ -112,6 +112,12 @@ async function run() {
     await page.locator('#pools article[data-app="office2013"] .count-value', { hasText: /^1$/ }).waitFor()
     await page.locator('#pools article[data-app="office2010"] .count-value', { hasText: /^1$/ }).waitFor()
     t.equal(await page.locator('#recent tbody tr').count(), 3, 'three activations listed, newest first')
+    // The plot took the three from the event stream too.
+    const plot = page.locator('#plot svg[aria-label*="3 requests"]')
+    t.match(await plot.getAttribute('aria-label'), /last 24 hours: 3 requests, 0 activating, 3 not/)
+    // One bar, or two when the half hour turned between the requests.
+    const lowBars = await page.locator('#plot svg rect.bar-low').count()
+    t.ok(lowBars === 1 || lowBars === 2, `below-threshold bars: ${lowBars}`)
     const total = page.locator('#dlv dt:text-is("Total requests received") + dd')
     await total.filter({ hasText: /^3$/ }).waitFor()
     t.equal(await page.locator('#dlv dt:text-is("Initial grace period") + dd').textContent(), '3')
@@ -233,6 +239,8 @@ async function run() {
     const rogue = page.locator('#recent tbody tr', { hasText: 'rogue-01.guest.lan' })
     t.match(await rogue.textContent(), /refused 0xC004F042/, 'a refusal is shown as such')
     t.equal(await page.locator('#dlv dt:text-is("Failed requests received") + dd').textContent(), '1')
+    t.match(await page.locator('#plot svg').getAttribute('aria-label'), /: 38 requests, \d+ activating/)
+    t.ok((await page.locator('#plot svg rect').count()) > 20, 'the history drawn over the day')
     await page.waitForSelector('#live-state[data-state="live"]')
     const dir = await mkdtemp(join(tmpdir(), 'kmslab-dashboard-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
