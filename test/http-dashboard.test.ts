@@ -68,7 +68,7 @@ async function run() {
   // `errors` collects the page's script errors: each subtest checks it is empty at its end.
   const openPage = async (t: Test, url: string): Promise<{ page: Page; errors: string[] }> => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
-    page.setDefaultTimeout(10_000)
+    page.setDefaultTimeout(15_000)
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
     t.teardown(() => page.close())
