@@ -1,10 +1,11 @@
 import { readFileSync, statSync } from 'node:fs'
 import { type DecodedCapture, decodeCapture } from '../capture/index.js'
-import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
+import type { Catalog } from '../catalog/index.js'
 import { KmslabError, UsageError } from '../errors.js'
 import { type CliIo, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatCaptureHeader, formatExchange } from './decode-text.js'
 import { formatHelp } from './help.js'
+import { catalogFor } from './products.js'
 
 const OPTIONS = {
   json: {
@@ -80,8 +81,7 @@ export const decodeVerb: Verb = {
     const { values, positionals: files } = parseCliArgs('decode', argv, OPTIONS)
     if (files.length === 0)
       throw new UsageError('kmslab decode: no capture file given (see kmslab decode --help)')
-    const catalog: Catalog =
-      values.products === undefined ? defaultCatalog() : loadCatalog({ extraFile: values.products })
+    const catalog: Catalog = catalogFor('decode', values.products)
     const json = values.json === true
     const progress =
       io.stderrIsTty && (files.length >= MANY_FILES || files.some((f) => sizeOf(f) >= BIG_FILE))
