@@ -16,7 +16,8 @@ const OPTIONS = {
       '("ndr32" | "ndr64"), request {version, vm, licenseStatus, graceMinutes, appId, skuId, kmsId, ' +
       'cmid, previousCmid, requiredCount, clientTime, workstation, verified} or null, response ' +
       '{hresult (number, 0 = answer), version, epid, hwid (V6 only), cmid, clientTime, currentCount, ' +
-      'activationInterval, renewalInterval, verified} or null, errors (the findings), and connection, ' +
+      'activationInterval, renewalInterval, verified} or null, errors (the findings), and connection ' +
+      '(numbered from 1, as in the text output), ' +
       'contextId, opnum, wireVersion, requestFrame, responseFrame, time, products {app, sku, kms}. ' +
       '"verified" means the cryptographic and echo checks passed, nothing else.',
   },
@@ -108,7 +109,11 @@ export const decodeVerb: Verb = {
       }
       if (json) {
         for (const w of decoded.warnings) io.stderr.write(`kmslab decode: ${file}: warning: ${w}\n`)
-        io.stdout.write(decoded.exchanges.map((r) => `${JSON.stringify(r)}\n`).join(''))
+        // connections are numbered from 1, as the text output and Wireshark's stream list count them
+        const lines = decoded.exchanges.map(
+          (r) => `${JSON.stringify({ ...r, connection: r.connection + 1 })}\n`,
+        )
+        io.stdout.write(lines.join(''))
       } else {
         const blocks = decoded.exchanges.map(formatExchange)
         io.stdout.write(
