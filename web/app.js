@@ -27,7 +27,7 @@ const LICENSE_STATUS = [
   'Extended grace period',
 ]
 const HR_BELOW_THRESHOLD = '0xC004F038'
-const RECENT_ROWS = 25
+const RECENT_ROWS = 20
 const TOKEN_KEY = 'kmslab.token'
 
 const $ = (id) => document.getElementById(id)
@@ -273,7 +273,9 @@ function thresholdsOf(pool) {
       activates: t.activates ?? t.newClientActivates ?? null,
     }))
   }
-  return lower(pool.appId) === WINDOWS_APP ? DEFAULT_THRESHOLDS.windows : DEFAULT_THRESHOLDS.office
+  const known = applicationOf(pool.appId ?? pool.application)
+  if (!known) return []
+  return known.appId === WINDOWS_APP ? DEFAULT_THRESHOLDS.windows : DEFAULT_THRESHOLDS.office
 }
 
 function poolsOf(st) {
@@ -329,7 +331,7 @@ function renderPools(st) {
     })
     return el(
       'article',
-      { class: `tile${known ? '' : ' tile-unknown'}`, 'data-app': pool.application ?? pool.appId },
+      { class: `tile${known ? '' : ' tile-unknown'}`, 'data-app': known?.application ?? pool.appId },
       el(
         'h3',
         {},
@@ -343,7 +345,13 @@ function renderPools(st) {
         el('span', { class: 'muted' }, count === 1 ? ' client counted' : ' clients counted'),
       ),
       meter,
-      el('p', { class: 'muted small caption' }, 'A new client now gets:'),
+      el(
+        'p',
+        { class: 'muted small caption' },
+        items.length
+          ? 'A new client now gets:'
+          : `Its clients ask for their own threshold; a new one would be told ${count + 1}.`,
+      ),
       el('ul', { class: 'thresholds' }, items),
     )
   })
