@@ -8,7 +8,7 @@ import type { BindPolicy } from './bind.js'
 import { type Cidr, matchesAny } from './cidr.js'
 import { RpcConnection } from './connection.js'
 import { CaptureRecorder } from './recorder.js'
-import type { CallHandler, ConnectionSettings } from './types.js'
+import type { CallHandler, ConnectionSettings, HostConnection } from './types.js'
 
 export interface ListenAddress {
   host: string
@@ -36,24 +36,24 @@ export interface RpcServerOptions {
   allow?: Cidr[] | null
   capturePath?: string
   disconnectAfterAnswer?: boolean
-  rejectBind?: (conn: RpcConnection) => boolean
+  rejectBind?: (conn: HostConnection) => boolean
   events?: Partial<RpcServerEvents>
 }
 
 /** What the server tells its owner (the log and the embedding API). */
 export interface RpcServerEvents {
-  open(conn: RpcConnection): void
-  close(conn: RpcConnection, reason: string, protocolError: boolean): void
+  open(conn: HostConnection): void
+  close(conn: HostConnection, reason: string, protocolError: boolean): void
   refused(client: Endpoint, reason: 'max-connections' | 'not-allowed'): void
   bind(
-    conn: RpcConnection,
+    conn: HostConnection,
     isBind: boolean,
     results: ContextResult[],
     accepted: Map<number, TransferSyntax>,
   ): void
-  fault(conn: RpcConnection, callId: number, status: number, reason: string): void
+  fault(conn: HostConnection, callId: number, status: number, reason: string): void
   /** A protocol oddity answered without closing (the connection goes on). */
-  notice(conn: RpcConnection, reason: string): void
+  notice(conn: HostConnection, reason: string): void
 }
 
 export class ListenError extends KmslabError {
