@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js'
 import { type CounterMode, parseCounterMode } from '../kms/counter.js'
 import { parseCidr } from '../server/cidr.js'
 import type { ListenAddress } from '../server/server.js'
+import type { HttpHostOptions } from './operations.js'
 import type { FaultRule } from './rules.js'
 
 /** Options of a host: the typed form of `kmslab serve`'s flags (same names, camelCase). */
@@ -55,6 +56,11 @@ export interface HostOptions {
   rules?: FaultRule[]
   /** Close each connection after its first answer (like vlmcsd -d). */
   disconnectAfterAnswer?: boolean
+  /**
+   * An HTTP port beside the KMS one: /healthz, /readyz, /metrics, /api/..., the dashboard.
+   * Read-only. Off loopback it requires a token (UsageError otherwise).
+   */
+  http?: HttpHostOptions
 }
 
 /** Parses "120", "90m", "2h", "3d", "1w" into minutes, within a genuine host's 15..43200 range. */
