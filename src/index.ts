@@ -3,8 +3,7 @@
 
 // A KMS host in-process
 export { SEED_EPOCH, startHost } from './api/host.js'
-export type { HttpHostOptions } from './api/operations.js'
-export type { HostOptions } from './api/options.js'
+export type { HostOptions, HttpHostOptions } from './api/options.js'
 export type { FaultRule, RuleAction, RuleMatch } from './api/rules.js'
 export type { HostStatus, PoolStatus, RequestFigures, ThresholdStatus } from './api/status.js'
 export type {
