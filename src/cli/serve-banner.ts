@@ -74,8 +74,10 @@ export function banner(host: KmsHost, log: ServeLog, options: HostOptions): void
   const addrs = host.addresses.map((a) =>
     a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
   )
-  log.always('listening', `kmslab host listening on ${addrs.join(', ')} (pid ${process.pid})`, {
+  const http = host.httpUrl ? `; HTTP on ${host.httpUrl}` : ''
+  log.always('listening', `kmslab host listening on ${addrs.join(', ')}${http} (pid ${process.pid})`, {
     addresses: addrs,
+    ...(host.httpUrl ? { http: host.httpUrl } : {}),
     pid: process.pid,
   })
   counterLines(host, log)

@@ -4,7 +4,7 @@ import { type HostOptions, parseListen } from '../api/options.js'
 import { removePidFile, writePidFile } from '../api/pid-file.js'
 import { loadRulesFile } from '../api/rules.js'
 import { ConfigError, UsageError } from '../errors.js'
-import { ListenError } from '../index.js'
+import { HttpListenError, ListenError } from '../index.js'
 import { hresultHex } from '../kms/hresult.js'
 import type { ListenAddress } from '../server/server.js'
 import { defaultStatePath } from '../store/open.js'
@@ -13,6 +13,7 @@ import { formatHelp } from './help.js'
 import { banner } from './serve-banner.js'
 import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
+import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
 
 const LISTEN = 'Listening and RPC'
 const KMS = 'KMS behaviour'
@@ -179,6 +180,7 @@ const OPTIONS = {
       'write the id of the listening process here once it listens; removed at a clean stop ' +
       '(a stale file left by a crash is replaced)',
   },
+  ...HTTP_OPTIONS,
   'log-format': {
     type: 'string',
     arg: 'text|json',
@@ -210,7 +212,7 @@ const HELP = formatHelp(
       'Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold\n' +
       "counter that behaves like a genuine host's.",
     exitCodes: [
-      [0, 'stopped by SIGINT/SIGTERM'],
+      [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
       [78, 'unusable state (read-only or corrupt state file, address in use)'],
     ],
@@ -290,7 +292,7 @@ function seconds(name: string, text: string | undefined): number | undefined {
   return Math.round(n * 1000)
 }
 
-export function hostOptionsFromFlags(v: Values): HostOptions {
+export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process.env): HostOptions {
   const epid: Record<string, string> = {}
   for (const e of v.epid ?? []) {
     const eq = e.indexOf('=')
@@ -325,6 +327,7 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
     seed: v.seed,
     disconnectAfterAnswer: v.disconnect ?? false,
     rules: v.rules ? loadRulesFile(v.rules).map((r) => r.rule) : undefined,
+    http: httpOption(v, env),
   }
 }
 
@@ -347,7 +350,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   try {
     host = await startHost(options)
   } catch (err) {
-    if (err instanceof ListenError) throw new ConfigError(`kmslab serve: ${err.message}`)
+    if (err instanceof ListenError || err instanceof HttpListenError)
+      throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
   }
   const pidFile = merged['pid-file']
@@ -389,9 +393,12 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
   }
   process.on('SIGHUP', onHup)
+  const onUsr1 = statusSignalHandler(host, log)
+  process.on('SIGUSR1', onUsr1)
   const reason = await untilStopped()
   log.always('stopping', `${reason}: stopping`, { reason })
   process.off('SIGHUP', onHup)
+  process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
   await host.close()
