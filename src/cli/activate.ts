@@ -1,7 +1,9 @@
 import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
 import { type ActivateOptions, activate } from '../client/activate.js'
-import { parseTarget, systemResolver } from '../client/discover.js'
+import { parseTarget } from '../client/discover.js'
+import { serverResolver } from '../client/server-resolver.js'
 import { formatResult, progressLine, resultRecord } from '../client/text.js'
+import { cryptoRandom } from '../crypto/random.js'
 import { ConfigError, UsageError } from '../errors.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 
@@ -66,11 +68,15 @@ RPC
                            --requests, default twice the threshold); progress on stderr
   --timeout T              for the connection and each answer: 10s, 2.5s, 500ms or plain
                            milliseconds (default 10s)
-  --dns-server HOST[:PORT] DNS server for .DOMAIN (default: the system's)
+  --dns-server IP[:PORT]   DNS server for .DOMAIN: the SRV records and their targets' addresses
+                           (its answer's additional section, else A/AAAA queries) all come
+                           from it (default: the system's resolver for both)
 Output
   -v, --verbose            every field of each request and answer, like vlmcs -v
-  --json                   one JSON object per request on stdout: host, request, response,
-                           verdict, warnings, error (request/response as kmslab decode --json)
+  --json                   one JSON object per request on stdout: host (the one that answered),
+                           address (the IP connected to), attempts (hosts passed over: host,
+                           port, address, failure, error), request, response, verdict, warnings,
+                           error (request/response as kmslab decode --json)
 
 Exit codes: 0 every request activated, 2 count below the required count (0xC004F038),
 3 host refused (HRESULT), 4 an answer failed verification, 5 connection, DNS or RPC failure,
@@ -155,7 +161,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     charge: v.charge,
     timeoutMs: parseTimeout(v.timeout),
   }
-  if (target.kind === 'srv') options.resolveSrv = systemResolver(v['dns-server'], options.timeoutMs)
+  if (v['dns-server']) {
+    // The SRV records and their targets' addresses both come from the server asked.
+    const lab = serverResolver(v['dns-server'], options.timeoutMs ?? 10_000, cryptoRandom)
+    options.resolveSrv = lab.resolveSrv
+    options.resolveAddresses = lab.resolveAddresses
+  }
   const total = v.charge ? undefined : (requests ?? 1)
   // The progress line is erased before each result line and redrawn after it (onProgress follows).
   let progress = false
