@@ -6,6 +6,7 @@ import { guidToBytes } from '../wire/bytes.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import {
   btfnUuid,
+  checkRpcFrame,
   emitBindPdu,
   KMS_INTERFACE_UUID,
   makeHeader,
@@ -235,16 +236,16 @@ export class BenchConn {
     // mode): bytes of the old socket must never reach the new one
     const socket = this.socket
     let at = 0
-    while (length - at >= 10) {
-      const size = data[at + 8] | (data[at + 9] << 8)
-      if (data[at] !== 5 || size < 16) {
+    for (;;) {
+      const frame = checkRpcFrame(data, at, length)
+      if (frame.verdict === 'need-more') break
+      if (frame.verdict !== 'pdu') {
         this.fail('protocol')
         return
       }
-      if (length - at < size) break
-      this.onPdu(data.subarray(at, at + size))
+      this.onPdu(data.subarray(at, at + frame.length))
       if (this.socket !== socket) return
-      at += size
+      at += frame.length
     }
     if (at < length) {
       const rest = length - at

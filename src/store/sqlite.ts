@@ -6,11 +6,13 @@
  * can take the last commits. synchronous=FULL would fsync the WAL at every commit to survive power
  * loss too: `npm run bench` (bench/micro-store.mjs) measures what that costs.
  */
+import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { ConfigError } from '../errors.js'
 import type { PoolEntry } from '../kms/counter.js'
 import { StoreReadError, StoreWriteError } from './errors.js'
+import { ownedElsewhere, readOwner, type StateOwner, takeOwnerLock } from './sqlite-owner.js'
 import { checkPath, describe, openError } from './sqlite-path.js'
 import { ensureSchema, fromRecord, type HistoryRecord, SCHEMA_VERSION, toRecord } from './sqlite-schema.js'
 import {
@@ -34,11 +36,17 @@ export interface SqliteStoreOptions {
   /** run PRAGMA quick_check at open (reads the whole file; see the bench for its cost) */
   check?: boolean
   writeFailure?: WriteFailure | null
+  /**
+   * Claim the file for this process (default true): a second owner, in this process or another,
+   * is refused with ConfigError until the first closes or dies. Readers that only look pass false.
+   */
+  owner?: boolean
 }
 
 export class SqliteStore implements StateStore {
   readonly historyRetentionMs: number
   private readonly db: Database.Database
+  private readonly ownerLock: Database.Database | null
   private failure: WriteFailure | null
   private closed = false
   private readonly q
@@ -52,6 +60,8 @@ export class SqliteStore implements StateStore {
     this.failure = opts.writeFailure ?? null
     const file = location
     checkPath(file)
+    const lock = opts.owner === false ? null : takeOwnerLock(file)
+    if (opts.owner !== false && !lock) throw ownedElsewhere(file, readOwner(file))
     let db: Database.Database | undefined
     try {
       db = new Database(file, { timeout: opts.busyTimeoutMs ?? 2000 })
@@ -73,12 +83,18 @@ export class SqliteStore implements StateStore {
           `INSERT INTO meta (key, value) VALUES ('open_count', '1')
            ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`,
         ).run()
+        if (lock) {
+          const me: StateOwner = { pid: process.pid, startedAt: Date.now(), hostname: hostname() }
+          d.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('owner', ?)`).run(JSON.stringify(me))
+        }
       }).immediate()
     } catch (e) {
       db?.close()
+      lock?.close()
       throw openError(e, file)
     }
     this.db = db
+    this.ownerLock = lock
     this.q = {
       history: db.prepare(
         `INSERT INTO history (time, client_address, workstation, cmid, previous_cmid, app_id, sku_id, kms_id,
@@ -165,6 +181,7 @@ export class SqliteStore implements StateStore {
     if (this.closed) return
     this.closed = true
     this.db.close()
+    this.ownerLock?.close()
   }
 
   private write<T>(fn: () => T): T {
