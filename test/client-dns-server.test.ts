@@ -4,9 +4,10 @@
 import t from 'tap'
 import { activateVerb } from '../src/cli/activate.js'
 import { activate } from '../src/client/activate.js'
+import { discoverHosts } from '../src/client/discover.js'
 import { serverResolver } from '../src/client/server-resolver.js'
 import { seededRandom } from '../src/crypto/random.js'
-import { startHost } from '../src/index.js'
+import { startDns, startHost } from '../src/index.js'
 import { runVerb } from './fixtures/cli-io.js'
 import { startDnsStub } from './fixtures/dns-stub.js'
 
@@ -110,4 +111,25 @@ t.test('--dns-server must be an IP address', async (t) => {
   const out = await runVerb(activateVerb, [`.${DOMAIN}`, '--dns-server', 'dns.example'])
   t.equal(out.code, 64)
   t.match(out.err, /--dns-server takes an IP address/)
+})
+
+t.test('a truncated UDP answer is asked again over TCP (kmslab dns with 40 hosts)', async (t) => {
+  const hosts = Array.from({ length: 40 }, (_, i) => `kms${i}=127.0.2.${i + 1}:1688,priority=${i}`)
+  const dns = await startDns({ domain: DOMAIN, listen: ['127.0.0.1:0'], hosts })
+  t.teardown(() => dns.close())
+  const lab = serverResolver(`127.0.0.1:${dns.port}`, 2000, seededRandom(3))
+  const found = await discoverHosts(DOMAIN, lab.resolveSrv, seededRandom(3))
+  t.equal(found.length, 40)
+  t.same(
+    found[0],
+    { name: `kms0.${DOMAIN}`, port: 1688, priority: 0, weight: 0, addresses: ['127.0.2.1'] },
+    'over TCP the whole answer, its additional section too',
+  )
+  t.equal(dns.stats.truncated, 1, 'the UDP answer was truncated')
+  t.same(await lab.resolveAddresses(`kms7.${DOMAIN}`), ['127.0.2.8'])
+  await t.rejects(lab.resolveSrv(`_vlmcs._tcp.nothing.${DOMAIN}`), {
+    name: 'DnsQueryError',
+    code: 'NXDOMAIN',
+  })
+  await t.rejects(lab.resolveSrv('_vlmcs._tcp.elsewhere.example'), { name: 'DnsQueryError', code: 'REFUSED' })
 })

@@ -217,11 +217,12 @@ export const dnsVerb: Verb = {
     try {
       return await run(argv, io)
     } catch (err) {
-      if (err instanceof ZoneError) {
-        io.stderr.write(`${err.message.startsWith('kmslab') ? '' : 'kmslab dns: '}${err.message}\n`)
-        return 64
-      }
-      throw err
+      const code =
+        err instanceof ZoneError || err instanceof UsageError ? 64 : err instanceof ConfigError ? 78 : 0
+      if (code === 0) throw err
+      const message = (err as Error).message
+      io.stderr.write(`${message.startsWith('kmslab') ? '' : 'kmslab dns: '}${message}\n`)
+      return code
     }
   },
 }
