@@ -1,8 +1,7 @@
-import { defaultCatalog } from '../catalog/index.js'
-import { type BenchProgress, type BenchReport, runBench } from '../client/bench.js'
-import type { BenchBind } from '../client/bench-conn.js'
-import { DEFAULT_PRODUCT, findProduct } from '../client/product.js'
+import { DEFAULT_PRODUCT, defaultCatalog, findProduct } from '../catalog/index.js'
 import { UsageError } from '../errors.js'
+import { type BenchProgress, type BenchReport, runBench } from '../load/bench.js'
+import type { BenchBind } from '../load/connection.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 

@@ -1,13 +1,9 @@
 // A TCP connection as a stream of DCE-RPC PDUs: connect within a time limit, send bytes, and read
 // whole PDUs cut by frag_length whatever the TCP segmentation (§1.14), each within a time limit.
 import net from 'node:net'
+import { hostPort } from '../wire/endpoint.js'
 import { checkRpcFrame } from '../wire/rpc.js'
 import { RpcError } from './errors.js'
-
-/** "host:port", IPv6 in brackets. */
-export function endpointText(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-}
 
 export class PduSocket {
   private buffer: Buffer = Buffer.alloc(0)
@@ -35,7 +31,7 @@ export class PduSocket {
   }
 
   static connect(host: string, port: number, timeoutMs: number, address = host): Promise<PduSocket> {
-    const remote = endpointText(host, port)
+    const remote = hostPort(host, port)
     const to = address === host ? remote : `${remote} (${address})`
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: address, port })

@@ -1,5 +1,7 @@
 // What `kmslab activate` prints: one line per request (plus its warnings), a protocol-analyser view
 // with --verbose (field names as vlmcs prints them), or one JSON object per request.
+
+import type { NameLookup } from '../catalog/index.js'
 import { describeHresult, HRESULT } from '../kms/hresult.js'
 import {
   filetimeIso,
@@ -12,9 +14,8 @@ import {
   responseReport,
   unverifiedResponseReport,
 } from '../kms/report.js'
+import { hostPort } from '../wire/endpoint.js'
 import { RpcError } from './errors.js'
-import { endpointText } from './pdu-socket.js'
-import type { NameLookup } from './product.js'
 import type { Attempt, AttemptFailure, ChargeProgress, RequestResult, Verdict } from './types.js'
 
 export interface ResultRecord {
@@ -158,7 +159,7 @@ const FAILURE_TEXT: Record<AttemptFailure, string> = {
 /** "tried kms1.lab.test:1688 (127.0.0.2): refused: cannot connect ...". */
 export function attemptLine(a: Attempt): string {
   const at = a.address && a.address !== a.host ? ` (${a.address})` : ''
-  return `tried ${endpointText(a.host, a.port)}${at}: ${FAILURE_TEXT[a.failure]}: ${a.error}`
+  return `tried ${hostPort(a.host, a.port)}${at}: ${FAILURE_TEXT[a.failure]}: ${a.error}`
 }
 
 /** The text output of one request: its summary (or verbose view) and its warnings. */
