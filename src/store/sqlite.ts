@@ -12,7 +12,14 @@ import { ConfigError } from '../errors.js'
 import type { PoolEntry } from '../kms/counter.js'
 import { StoreReadError, StoreWriteError } from './errors.js'
 import { checkPath, describe, openError } from './sqlite-path.js'
-import { ensureSchema, fromRecord, type HistoryRecord, SCHEMA_VERSION, toRecord } from './sqlite-schema.js'
+import {
+  ensureSchema,
+  fromRecord,
+  HISTORY_COLUMNS,
+  type HistoryRecord,
+  historyValues,
+  SCHEMA_VERSION,
+} from './sqlite-schema.js'
 import {
   type CommitBatch,
   DAY_MS,
@@ -81,10 +88,7 @@ export class SqliteStore implements StateStore {
     this.db = db
     this.q = {
       history: db.prepare(
-        `INSERT INTO history (time, client_address, workstation, cmid, previous_cmid, app_id, sku_id, kms_id,
-          required_count, reported_count, hresult, protocol, vm, license_status, epid, rules)
-         VALUES (@time, @client_address, @workstation, @cmid, @previous_cmid, @app_id, @sku_id, @kms_id,
-          @required_count, @reported_count, @hresult, @protocol, @vm, @license_status, @epid, @rules)`,
+        `INSERT INTO history (${HISTORY_COLUMNS.join(', ')}) VALUES (${HISTORY_COLUMNS.map(() => '?').join(', ')})`,
       ),
       upsert: db.prepare(
         `INSERT INTO pool (app_id, cmid, last_seen) VALUES (?, ?, ?)
@@ -101,7 +105,7 @@ export class SqliteStore implements StateStore {
       prune: db.prepare('DELETE FROM history WHERE time < ?'),
     }
     this.tx = db.transaction((batch: CommitBatch) => {
-      for (const r of batch.history) this.q.history.run(toRecord(r))
+      for (const r of batch.history) this.q.history.run(historyValues(r))
       // The fault hook runs mid-transaction, after rows went in: a failure must roll them back.
       const injected = this.failure?.(batch)
       if (injected) throw injected
