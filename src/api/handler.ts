@@ -7,7 +7,7 @@ import { HRESULT } from '../kms/hresult.js'
 import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
 import type { CallHandler, CallOutcome, KmsCall } from '../server/types.js'
 import type { CommitBatch, HistoryRow } from '../store/types.js'
-import { NULL_GUID } from '../wire/bytes.js'
+import { dateFromFiletime, NULL_GUID } from '../wire/bytes.js'
 import { type CompiledRule, matchRequestRule } from './rules.js'
 import type { ActivationRecord, RequestOutcome } from './types.js'
 
@@ -24,8 +24,11 @@ export interface HandlerContext extends Omit<HostContext, 'now'> {
   rules(): readonly CompiledRule[]
   /** Writes the batch: null when done synchronously, else when durable; throws or rejects on failure. */
   commit(batch: CommitBatch): Promise<void> | null
-  /** The request is settled (recorded, or refused for want of a record): count it, tell listeners. */
-  settled(record: ActivationRecord): void
+  /**
+   * The request is settled (recorded, or refused for want of a record): count it, tell listeners.
+   * `seconds`: from the decoded request to this moment, the answer ready to write.
+   */
+  settled(record: ActivationRecord, seconds: number): void
   /** A write failed: report it and bring the counter back in line with the state. */
   writeFailed(err: Error): void
 }
@@ -44,6 +47,7 @@ interface Decision {
 export function createCallHandler(ctx: HandlerContext): CallHandler {
   let requestsSeen = 0
   return (call: KmsCall): CallOutcome | Promise<CallOutcome> => {
+    const started = performance.now()
     const at = ctx.now()
     const request = decodeKmsRequest(call.payload)
     const base = request.base
@@ -65,12 +69,25 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
     const batch: CommitBatch = {
       history: [toHistoryRow(record)],
       upserts: d.counter
-        ? [{ appId: d.counter.appId, cmid: d.counter.cmid, lastSeen: d.counter.lastSeen }]
+        ? [
+            {
+              appId: d.counter.appId,
+              cmid: d.counter.cmid,
+              lastSeen: d.counter.lastSeen,
+              client: {
+                workstation: record.workstation,
+                skuId: record.skuId,
+                licenseStatus: record.licenseStatus,
+                vm: record.vm,
+              },
+            },
+          ]
         : [],
       removals: d.counter?.removed ?? [],
     }
+    const elapsed = () => (performance.now() - started) / 1000
     const done = (): CallOutcome => {
-      ctx.settled(record)
+      ctx.settled(record, elapsed())
       return d.call
     }
     const failed = (err: Error): CallOutcome => {
@@ -83,10 +100,11 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
         reportedCount: null,
         epid: null,
         poolSize: null,
+        newClient: null,
         willActivate: false,
         reason: `state store write failed: ${err.message}`,
       })
-      ctx.settled(record)
+      ctx.settled(record, elapsed())
       return { kind: 'refuse', hresult: HRESULT.INVALID_DATA, ...extrasOf(rule) }
     }
     try {
@@ -195,6 +213,8 @@ function makeRecord(
     protocol: `${request.major}.${request.minor}`,
     vm: (base?.isClientVm ?? 0) !== 0,
     licenseStatus: base?.licenseStatus ?? 0,
+    clientTime: base ? finiteOrNull(dateFromFiletime(base.requestTime).getTime()) : null,
+    graceMinutes: base?.graceTime ?? null,
     epid: d.epid,
     rules: rule ? [rule.name] : [],
     connectionId: conn.id,
@@ -205,6 +225,7 @@ function makeRecord(
     faultStatus: d.faultStatus,
     reason: d.reason,
     poolSize: d.counter?.poolSize ?? null,
+    newClient: d.counter?.newClient ?? null,
     willActivate: d.outcome === 'answer' && intact && (d.reportedCount ?? 0) >= (base?.requiredCount ?? 0),
     stored: true,
     request,
@@ -227,7 +248,11 @@ export function toHistoryRow(r: HistoryRow): HistoryRow {
     protocol: r.protocol,
     vm: r.vm,
     licenseStatus: r.licenseStatus,
+    clientTime: r.clientTime,
+    graceMinutes: r.graceMinutes,
     epid: r.epid,
     rules: [...r.rules],
   }
 }
+
+const finiteOrNull = (n: number): number | null => (Number.isFinite(n) ? n : null)

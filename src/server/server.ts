@@ -1,13 +1,14 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { RandomSource } from '../crypto/random.js'
 import { KmslabError } from '../errors.js'
+import { type Endpoint, hostPort } from '../wire/endpoint.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import type { ContextResult } from '../wire/rpc.js'
 import type { BindPolicy } from './bind.js'
 import { type Cidr, matchesAny } from './cidr.js'
 import { RpcConnection } from './connection.js'
-import { CaptureRecorder, type Endpoint } from './recorder.js'
-import type { CallHandler, ConnectionSettings } from './types.js'
+import { CaptureRecorder } from './recorder.js'
+import type { CallHandler, ConnectionSettings, HostConnection } from './types.js'
 
 export interface ListenAddress {
   host: string
@@ -35,24 +36,24 @@ export interface RpcServerOptions {
   allow?: Cidr[] | null
   capturePath?: string
   disconnectAfterAnswer?: boolean
-  rejectBind?: (conn: RpcConnection) => boolean
+  rejectBind?: (conn: HostConnection) => boolean
   events?: Partial<RpcServerEvents>
 }
 
 /** What the server tells its owner (the log and the embedding API). */
 export interface RpcServerEvents {
-  open(conn: RpcConnection): void
-  close(conn: RpcConnection, reason: string, protocolError: boolean): void
+  open(conn: HostConnection): void
+  close(conn: HostConnection, reason: string, protocolError: boolean): void
   refused(client: Endpoint, reason: 'max-connections' | 'not-allowed'): void
   bind(
-    conn: RpcConnection,
+    conn: HostConnection,
     isBind: boolean,
     results: ContextResult[],
     accepted: Map<number, TransferSyntax>,
   ): void
-  fault(conn: RpcConnection, callId: number, status: number, reason: string): void
+  fault(conn: HostConnection, callId: number, status: number, reason: string): void
   /** A protocol oddity answered without closing (the connection goes on). */
-  notice(conn: RpcConnection, reason: string): void
+  notice(conn: HostConnection, reason: string): void
 }
 
 export class ListenError extends KmslabError {
@@ -147,8 +148,12 @@ export class RpcServer {
         this.accept(socket, port),
       )
       server.once('error', (err: NodeJS.ErrnoException) => {
-        const where = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
-        reject(new ListenError(`cannot listen on ${where}: ${err.code ?? err.message}`, address))
+        reject(
+          new ListenError(
+            `cannot listen on ${hostPort(address.host, address.port)}: ${err.code ?? err.message}`,
+            address,
+          ),
+        )
       })
       server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => {
         const bound = server.address()

@@ -8,11 +8,12 @@
 import { randomFillSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import type { Product } from '../catalog/index.js'
 import { KmslabError } from '../errors.js'
-import { ActivationCodec } from './bench-codec.js'
-import { type BenchBind, BenchConn, type ConnEvents } from './bench-conn.js'
-import { BenchStats } from './bench-stats.js'
-import type { Product } from './product.js'
+import { hostPort } from '../wire/endpoint.js'
+import { ActivationCodec } from './codec.js'
+import { type BenchBind, BenchConn, type ConnEvents } from './connection.js'
+import { BenchStats } from './stats.js'
 
 export interface BenchOptions {
   host: string
@@ -401,7 +402,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const m = measured ? stats : new BenchStats()
   const durationS = measured ? Math.max(1e-6, (measureEnd - measureStart) / 1000) : 0
   return {
-    target: `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`,
+    target: hostPort(o.host, o.port),
     protocol: o.protocol,
     product: o.product.name ?? o.product.kmsId,
     bind: o.bind,
