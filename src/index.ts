@@ -3,8 +3,9 @@
 
 // A KMS host in-process
 export { SEED_EPOCH, startHost } from './api/host.js'
-export type { HostOptions } from './api/options.js'
+export type { HostOptions, HttpHostOptions } from './api/options.js'
 export type { FaultRule, RuleAction, RuleMatch } from './api/rules.js'
+export type { HostStatus, PoolStatus, RequestFigures, ThresholdStatus } from './api/status.js'
 export type {
   ActivationRecord,
   ConnectionEvent,
@@ -50,6 +51,7 @@ export { CryptoError } from './crypto/errors.js'
 export { cryptoRandom, type RandomSource, seededRandom } from './crypto/random.js'
 // Typed errors: every error kmslab throws on purpose is a KmslabError
 export { ConfigError, KmslabError, UsageError } from './errors.js'
+export { HttpListenError } from './http/errors.js'
 export type { VerifiedAnswer } from './kms/client.js'
 export type { CounterMode, PoolEntry, PoolKey } from './kms/counter.js'
 export { VerificationError } from './kms/errors.js'

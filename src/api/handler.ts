@@ -24,8 +24,11 @@ export interface HandlerContext extends Omit<HostContext, 'now'> {
   rules(): readonly CompiledRule[]
   /** Writes the batch: null when done synchronously, else when durable; throws or rejects on failure. */
   commit(batch: CommitBatch): Promise<void> | null
-  /** The request is settled (recorded, or refused for want of a record): count it, tell listeners. */
-  settled(record: ActivationRecord): void
+  /**
+   * The request is settled (recorded, or refused for want of a record): count it, tell listeners.
+   * `seconds`: from the decoded request to this moment, the answer ready to write.
+   */
+  settled(record: ActivationRecord, seconds: number): void
   /** A write failed: report it and bring the counter back in line with the state. */
   writeFailed(err: Error): void
 }
@@ -44,6 +47,7 @@ interface Decision {
 export function createCallHandler(ctx: HandlerContext): CallHandler {
   let requestsSeen = 0
   return (call: KmsCall): CallOutcome | Promise<CallOutcome> => {
+    const started = performance.now()
     const at = ctx.now()
     const request = decodeKmsRequest(call.payload)
     const base = request.base
@@ -81,8 +85,9 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
         : [],
       removals: d.counter?.removed ?? [],
     }
+    const elapsed = () => (performance.now() - started) / 1000
     const done = (): CallOutcome => {
-      ctx.settled(record)
+      ctx.settled(record, elapsed())
       return d.call
     }
     const failed = (err: Error): CallOutcome => {
@@ -95,10 +100,11 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
         reportedCount: null,
         epid: null,
         poolSize: null,
+        newClient: null,
         willActivate: false,
         reason: `state store write failed: ${err.message}`,
       })
-      ctx.settled(record)
+      ctx.settled(record, elapsed())
       return { kind: 'refuse', hresult: HRESULT.INVALID_DATA, ...extrasOf(rule) }
     }
     try {
@@ -219,6 +225,7 @@ function makeRecord(
     faultStatus: d.faultStatus,
     reason: d.reason,
     poolSize: d.counter?.poolSize ?? null,
+    newClient: d.counter?.newClient ?? null,
     willActivate: d.outcome === 'answer' && intact && (d.reportedCount ?? 0) >= (base?.requiredCount ?? 0),
     stored: true,
     request,

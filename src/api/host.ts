@@ -13,6 +13,7 @@ import { isGuid } from '../wire/bytes.js'
 import { endpointText } from '../wire/endpoint.js'
 import { createCallHandler } from './handler.js'
 import { hwidBytes, loadOrCreateIdentity } from './identity.js'
+import { type HostOperations, resolveHttpOptions, startOperations } from './operations.js'
 import { type HostOptions, parseInterval, parseListen, resolveAllow, resolveCounterMode } from './options.js'
 import { type CompiledRule, compileRules, matchBindRule } from './rules.js'
 import type { ActivationRecord, HostEvents, HostPools, KmsHost } from './types.js'
@@ -65,6 +66,9 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   let rules: CompiledRule[] = compileRules(options.rules ?? [], 'rules')
   const ndr64 = options.ndr64 ?? true
   const btfn = options.btfn ?? true
+  // Refused before anything opens: an exposed HTTP port without a token.
+  if (options.http) resolveHttpOptions(options.http)
+  const startedAt = Date.now()
 
   const store: StateStore = openStateStore(options.state ?? 'memory', {
     historyDays: options.historyDays,
@@ -74,6 +78,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   const stats = { activations: 0, refusals: 0, dropped: 0, storeErrors: 0 }
   let server: RpcServer | null = null
   let committer: GroupCommitter | null = null
+  let operations: HostOperations | null = null
   try {
     const identity = loadOrCreateIdentity(store, catalog, {
       random,
@@ -128,11 +133,11 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       kmsIdStatus,
       rules: () => rules,
       commit,
-      settled: (record: ActivationRecord) => {
+      settled: (record: ActivationRecord, seconds: number) => {
         if (record.outcome === 'answer') stats.activations++
         else if (record.outcome === 'refuse') stats.refusals++
         else stats.dropped++
-        events.emit('activation', record)
+        events.emit('activation', record, seconds)
       },
       writeFailed: (err) => {
         stats.storeErrors++
@@ -181,6 +186,25 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     })
     await server.start()
     const running = server
+    let stopping = false
+    operations = await startOperations(
+      {
+        startedAt,
+        addresses: running.addresses,
+        stateLocation: store.location,
+        catalog,
+        identity,
+        counter,
+        store,
+        events,
+        now,
+        connections: () => running.connections.size,
+        listening: () => !stopping,
+        allow,
+      },
+      options.http,
+    )
+    const ops = operations
     const pruneTimer = setInterval(() => {
       try {
         store.pruneExpiredHistory(now())
@@ -256,10 +280,14 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       get stats() {
         return { ...running.stats, ...stats }
       },
+      httpUrl: ops.url,
+      status: () => ops.status(),
       close: () => {
         closed ??= (async () => {
           clearInterval(pruneTimer)
+          stopping = true
           try {
+            await ops.close()
             await running.stop()
             await group?.close()
           } finally {
@@ -272,6 +300,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     }
     return host
   } catch (err) {
+    await operations?.close()
     await server?.stop()
     await committer?.close()
     store.close()

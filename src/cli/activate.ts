@@ -1,10 +1,11 @@
-import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
+import type { Catalog } from '../catalog/index.js'
 import { type ActivateOptions, activate } from '../client/activate.js'
 import { parseTarget, systemResolver } from '../client/discover.js'
 import { formatResult, progressLine, resultRecord } from '../client/text.js'
 import { ConfigError, UsageError } from '../errors.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
+import { catalogFor } from './products.js'
 
 const VERB = 'activate'
 const U32 = 0xffffffff
@@ -202,7 +203,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (v.json && v.verbose) throw new UsageError('--json and --verbose do not mix')
   if (v.charge && v.cmid) throw new UsageError('--charge needs a new CMID per request; drop --cmid')
   if (v['dns-server'] && target.kind !== 'srv') throw new UsageError('--dns-server needs a .DOMAIN target')
-  const catalog: Catalog = v.products ? loadCatalog({ extraFile: v.products }) : defaultCatalog()
+  const catalog: Catalog = catalogFor(VERB, v.products)
   const requests = intOption(VERB, 'requests', v.requests, 1, 1_000_000)
   const options: ActivateOptions = {
     catalog,
@@ -231,22 +232,27 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const total = v.charge ? undefined : (requests ?? 1)
   // The progress line is erased before each result line and redrawn after it (onProgress follows).
   let progress = false
+  // --charge in text: the requests that charge the pool are progress (stderr); stdout gets the
+  // last answer, the one that tells whether the host now activates. --json keeps every record.
+  let charging: string | null = null
   options.onResult = (r) => {
     if (progress) io.stderr.write('\r\x1b[K')
-    io.stdout.write(
-      v.json
-        ? `${JSON.stringify(resultRecord(r))}\n`
-        : formatResult(r, { verbose: v.verbose, names: catalog, total }),
-    )
+    if (v.json) io.stdout.write(`${JSON.stringify(resultRecord(r))}\n`)
+    else if (!v.charge) io.stdout.write(formatResult(r, { verbose: v.verbose, names: catalog, total }))
+    else {
+      if (charging !== null) io.stderr.write(charging)
+      charging = formatResult(r, { verbose: v.verbose, names: catalog, total })
+    }
   }
-  if (v.charge && io.stderrIsTty && !v.json) {
+  if (v.charge && io.stderrIsTty) {
     options.onProgress = (p) => {
       progress = true
       io.stderr.write(`\r\x1b[K${progressLine(p)}`)
     }
   }
   const report = await activate(positionals[0] ?? '', options)
-  if (progress) io.stderr.write('\n')
+  if (progress) io.stderr.write('\r\x1b[K')
+  if (charging !== null) io.stdout.write(charging)
   return report.exitCode
 }
 

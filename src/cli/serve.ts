@@ -1,15 +1,19 @@
 import { readFileSync } from 'node:fs'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
+import { removePidFile, writePidFile } from '../api/pid-file.js'
 import { loadRulesFile } from '../api/rules.js'
 import { ConfigError, UsageError } from '../errors.js'
-import { describeCounterMode } from '../kms/counter.js'
+import { HttpListenError, ListenError } from '../index.js'
 import { hresultHex } from '../kms/hresult.js'
-import { isLoopback } from '../server/cidr.js'
+import type { ListenAddress } from '../server/server.js'
 import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
+import { banner } from './serve-banner.js'
+import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
+import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
 
 const LISTEN = 'Listening and RPC'
 const KMS = 'KMS behaviour'
@@ -82,7 +86,7 @@ const OPTIONS = {
       'real (default): genuine counting from an empty pool, so the first 24 Windows clients get ' +
       '0xC004F038 on their side;\n' +
       "charged: report max(pool, 2 x required), capped at 50: everyone activates at once (vlmcsd's default);\n" +
-      'fixed:N: report N exactly (a test override)',
+      'fixed:N: report N exactly (a test override; above 50, which no genuine host reports, warned about)',
   },
   strict: {
     type: 'boolean',
@@ -110,13 +114,13 @@ const OPTIONS = {
     section: KMS,
     help:
       'override the ePID of a family (windows, office2010, office2013, office2016, office2019, ' +
-      'office2021, office2024), repeatable',
+      'office2021, office2024), repeatable; must have the ePID format',
   },
   'host-build': {
     type: 'string',
     arg: 'N',
     section: KMS,
-    help: 'Windows build the ePIDs name (chosen at first start otherwise)',
+    help: 'Windows build the ePIDs name (chosen at first start otherwise: one that fits the RPC flags and every CSVLK served)',
   },
   lcid: {
     type: 'string',
@@ -168,6 +172,15 @@ const OPTIONS = {
     section: STATE,
     help: 'record every connection as a classic pcap',
   },
+  'pid-file': {
+    type: 'string',
+    arg: 'PATH',
+    section: STATE,
+    help:
+      'write the id of the listening process here once it listens; removed at a clean stop ' +
+      '(a stale file left by a crash is replaced)',
+  },
+  ...HTTP_OPTIONS,
   'log-format': {
     type: 'string',
     arg: 'text|json',
@@ -199,7 +212,7 @@ const HELP = formatHelp(
       'Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold\n' +
       "counter that behaves like a genuine host's.",
     exitCodes: [
-      [0, 'stopped by SIGINT/SIGTERM'],
+      [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
       [78, 'unusable state (read-only or corrupt state file, address in use)'],
     ],
@@ -222,13 +235,30 @@ function readConfig(path: string): Values {
   return parseServeConfig(text, path)
 }
 
+/**
+ * Where a JSON text goes wrong, on one line: line and column, and the text there quoted (node's
+ * own message may carry the whole raw text, line breaks and all).
+ */
+export function jsonProblem(text: string, err: Error): string {
+  const what = err.message
+    .split('\n')[0]
+    .replace(/, ".*$/s, '')
+    .replace(/ in JSON at position \d+.*$/, '')
+  const pos = /at position (\d+)/.exec(err.message)
+  const at = pos ? Number(pos[1]) : /end of JSON input/.test(err.message) ? text.length : null
+  const before = text.slice(0, at ?? 0).split('\n')
+  const where = at === null ? '' : ` at line ${before.length}, column ${before[before.length - 1].length + 1}`
+  const excerpt = text.slice(at ?? 0, (at ?? 0) + 24)
+  return `${what}${where}${excerpt ? ` (${at === null ? 'the text begins' : 'near'} ${JSON.stringify(excerpt)})` : ''}`
+}
+
 /** The text of a --config file as flag values; throws UsageError naming the file and the key. */
 export function parseServeConfig(text: string, path: string): Values {
   let data: unknown
   try {
     data = JSON.parse(text)
   } catch (err) {
-    throw new UsageError(`kmslab serve: --config ${path}: not JSON: ${(err as Error).message}`)
+    throw new UsageError(`kmslab serve: --config ${path}: not JSON: ${jsonProblem(text, err as Error)}`)
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new UsageError(`kmslab serve: --config ${path}: must be a JSON object`)
@@ -262,7 +292,7 @@ function seconds(name: string, text: string | undefined): number | undefined {
   return Math.round(n * 1000)
 }
 
-export function hostOptionsFromFlags(v: Values): HostOptions {
+export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process.env): HostOptions {
   const epid: Record<string, string> = {}
   for (const e of v.epid ?? []) {
     const eq = e.indexOf('=')
@@ -297,36 +327,7 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
     seed: v.seed,
     disconnectAfterAnswer: v.disconnect ?? false,
     rules: v.rules ? loadRulesFile(v.rules).map((r) => r.rule) : undefined,
-  }
-}
-
-function banner(host: KmsHost, log: ServeLog, options: HostOptions): void {
-  const addrs = host.addresses.map((a) =>
-    a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
-  )
-  log.always('listening', `kmslab host listening on ${addrs.join(', ')}`, { addresses: addrs })
-  log.always('mode', describeCounterMode(host.pools.mode), { counter: host.pools.mode })
-  log.always('state', `state: ${host.stateLocation}`, { state: host.stateLocation })
-  const rpc = `RPC: NDR64 ${options.ndr64 && options.btfn ? 'on' : 'off'}, BTFN ${options.btfn ? 'on' : 'off'}${options.strict ? ', strict' : ''}`
-  log.always('rpc', rpc, { ndr64: options.ndr64 && options.btfn, btfn: options.btfn, strict: options.strict })
-  for (const [family, epid] of Object.entries(host.identity.epids)) {
-    log.always('epid', `ePID ${family.padEnd(10)} ${epid}`, { family, epid })
-  }
-  log.always(
-    'hwid',
-    `HWID ${host.identity.hwid} (host build ${host.identity.hostBuild}, LCID ${host.identity.lcid})`,
-    {
-      hwid: host.identity.hwid,
-    },
-  )
-  if (host.seeded)
-    log.warn('seed', 'deterministic mode (--seed): every drawn value is predictable; for tests only')
-  const exposed = host.addresses.filter((a) => !isLoopback(a.host))
-  if (exposed.length > 0 && !(options.allow && options.allow.length > 0)) {
-    log.warn(
-      'exposed',
-      `listening on a non-loopback address (${exposed.map((a) => a.host).join(', ')}) without --allow`,
-    )
+    http: httpOption(v, env),
   }
 }
 
@@ -336,6 +337,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     throw new UsageError(`kmslab serve: unexpected argument ${JSON.stringify(positionals[0])}`)
   const merged = values.config ? { ...readConfig(values.config), ...values } : values
   const options = hostOptionsFromFlags(merged)
+  await checkListenHosts(options.listen as ListenAddress[], merged.listen ?? [])
   const log = new ServeLog(
     io.stdout,
     io.stderr,
@@ -348,9 +350,20 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   try {
     host = await startHost(options)
   } catch (err) {
-    if ((err as Error).name === 'ListenError')
+    if (err instanceof ListenError || err instanceof HttpListenError)
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
+  }
+  const pidFile = merged['pid-file']
+  const dropPidFile = () => pidFile && removePidFile(pidFile)
+  if (pidFile) {
+    try {
+      writePidFile(pidFile)
+    } catch (err) {
+      await host.close()
+      throw err
+    }
+    process.once('exit', dropPidFile)
   }
   banner(host, log, options)
   // --quiet drops activation lines: no listener, so the host does not build them at all.
@@ -380,18 +393,16 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
   }
   process.on('SIGHUP', onHup)
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.always('stopping', `${signal}: stopping`)
-      resolve()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-  })
+  const onUsr1 = statusSignalHandler(host, log)
+  process.on('SIGUSR1', onUsr1)
+  const reason = await untilStopped()
+  log.always('stopping', `${reason}: stopping`, { reason })
   process.off('SIGHUP', onHup)
+  process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
   await host.close()
+  dropPidFile()
   log.always('stopped', 'stopped')
   return 0
 }
