@@ -9,7 +9,10 @@ import { randomFillSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { Product } from '../catalog/index.js'
-import { KmslabError } from '../errors.js'
+import { BenchError } from './errors.js'
+
+export { BenchError }
+
 import { hostPort } from '../wire/endpoint.js'
 import { ActivationCodec } from './codec.js'
 import { type BenchBind, BenchConn, type ConnEvents } from './connection.js'
@@ -102,9 +105,6 @@ export interface BenchReport {
   /** The run was stopped early (signal). */
   interrupted: boolean
 }
-
-/** The run could not start at all (unknown host name, no connection at all). */
-export class BenchError extends KmslabError {}
 
 function latency(h: BenchStats['latency']): LatencySummary {
   const r = (ms: number) => Math.round(ms * 1000) / 1000

@@ -1,13 +1,16 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { RandomSource } from '../crypto/random.js'
-import { KmslabError } from '../errors.js'
 import { type Endpoint, hostPort } from '../wire/endpoint.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import type { ContextResult } from '../wire/rpc.js'
 import type { BindPolicy } from './bind.js'
 import { type Cidr, matchesAny } from './cidr.js'
 import { RpcConnection } from './connection.js'
+import { ListenError } from './errors.js'
 import { CaptureRecorder } from './recorder.js'
+
+export { ListenError }
+
 import type { CallHandler, ConnectionSettings, HostConnection } from './types.js'
 
 export interface ListenAddress {
@@ -54,15 +57,6 @@ export interface RpcServerEvents {
   fault(conn: HostConnection, callId: number, status: number, reason: string): void
   /** A protocol oddity answered without closing (the connection goes on). */
   notice(conn: HostConnection, reason: string): void
-}
-
-export class ListenError extends KmslabError {
-  constructor(
-    message: string,
-    readonly address: ListenAddress,
-  ) {
-    super(message)
-  }
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000

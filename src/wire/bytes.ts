@@ -1,30 +1,6 @@
-import { KmslabError } from '../errors.js'
+import { FieldValueError, TruncatedError, WireError } from './errors.js'
 
-/**
- * Bytes that do not form the layout a parser expected. `layout` names the PDU or structure,
- * `offset` is the byte offset (from the start of that structure) where the problem is, and
- * `field` names the field when there is one.
- */
-export class WireError extends KmslabError {
-  constructor(
-    message: string,
-    readonly layout: string,
-    readonly offset: number,
-    readonly field?: string,
-  ) {
-    super(`${layout}: ${message} (offset ${offset}${field ? `, field ${field}` : ''})`)
-  }
-}
-
-/** The structure needs more bytes than were given. */
-export class TruncatedError extends WireError {
-  constructor(layout: string, needed: number, got: number) {
-    super(`needs ${needed} bytes, got ${got}`, layout, got)
-  }
-}
-
-/** A field holds a value the layout does not allow. */
-export class FieldValueError extends WireError {}
+export { FieldValueError, TruncatedError, WireError }
 
 /**
  * The integer accessors of a DataView over `bytes`, same signatures and semantics (big-endian
