@@ -27,7 +27,6 @@ export {
 export { CaptureError } from './capture/errors.js'
 export { CatalogError } from './catalog/errors.js'
 export { type Catalog, defaultCatalog, type LoadCatalogOptions, loadCatalog } from './catalog/index.js'
-
 // The verifying client
 export {
   type ActivateOptions,
@@ -49,6 +48,15 @@ export {
 export type { RequestOverride } from './client/types.js'
 export { CryptoError } from './crypto/errors.js'
 export { cryptoRandom, type RandomSource, seededRandom } from './crypto/random.js'
+// The lab's DNS server (SRV records for KMS discovery)
+export { DnsListenError, ZoneError } from './dns/errors.js'
+export {
+  type DnsHostInput,
+  type DnsOptions,
+  type DnsServer,
+  type DnsStats,
+  startDns,
+} from './dns/server.js'
 // Typed errors: every error kmslab throws on purpose is a KmslabError
 export { ConfigError, KmslabError, UsageError } from './errors.js'
 export { HttpListenError } from './http/errors.js'

@@ -80,7 +80,16 @@ t.test('--json: stdout is JSON lines only, one object per request', async (t) =>
   t.equal(lines.length, 3)
   const objects = lines.map((l) => JSON.parse(l))
   for (const o of objects) {
-    t.same(Object.keys(o), ['host', 'request', 'response', 'verdict', 'warnings', 'error'])
+    t.same(Object.keys(o), [
+      'host',
+      'address',
+      'attempts',
+      'request',
+      'response',
+      'verdict',
+      'warnings',
+      'error',
+    ])
     t.same(Object.keys(o.request), [
       'version',
       'vm',

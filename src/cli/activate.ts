@@ -1,7 +1,9 @@
 import type { Catalog } from '../catalog/index.js'
 import { type ActivateOptions, activate } from '../client/activate.js'
-import { parseTarget, systemResolver } from '../client/discover.js'
+import { parseTarget } from '../client/discover.js'
+import { serverResolver } from '../client/server-resolver.js'
 import { formatResult, progressLine, resultRecord } from '../client/text.js'
+import { cryptoRandom } from '../crypto/random.js'
 import { ConfigError, UsageError } from '../errors.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
@@ -111,9 +113,11 @@ const OPTIONS = {
   },
   'dns-server': {
     type: 'string',
-    arg: 'HOST[:PORT]',
+    arg: 'IP[:PORT]',
     section: RPC,
-    help: "DNS server for .DOMAIN (default: the system's)",
+    help:
+      "DNS server for .DOMAIN: the SRV records and their targets' addresses (its answer's additional " +
+      "section, else A/AAAA queries) all come from it (default: the system's resolver for both)",
   },
   verbose: {
     type: 'boolean',
@@ -125,8 +129,9 @@ const OPTIONS = {
     type: 'boolean',
     section: OUTPUT,
     help:
-      'one JSON object per request on stdout: host, request, response, verdict, warnings, error ' +
-      '(request/response as kmslab decode --json)',
+      'one JSON object per request on stdout: host (the one that answered), address (the IP ' +
+      'connected to), attempts (hosts passed over: host, port, address, failure, error), request, ' +
+      'response, verdict, warnings, error (request/response as kmslab decode --json)',
   },
   help: { type: 'boolean', short: 'h', section: OUTPUT, help: 'this help' },
 } satisfies OptionSpec
@@ -228,7 +233,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     charge: v.charge,
     timeoutMs: parseTimeout(v.timeout),
   }
-  if (target.kind === 'srv') options.resolveSrv = systemResolver(v['dns-server'], options.timeoutMs)
+  if (v['dns-server']) {
+    // The SRV records and their targets' addresses both come from the server asked.
+    const lab = serverResolver(v['dns-server'], options.timeoutMs ?? 10_000, cryptoRandom)
+    options.resolveSrv = lab.resolveSrv
+    options.resolveAddresses = lab.resolveAddresses
+  }
   const total = v.charge ? undefined : (requests ?? 1)
   // The progress line is erased before each result line and redrawn after it (onProgress follows).
   let progress = false
