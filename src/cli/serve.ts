@@ -214,7 +214,10 @@ const HELP = formatHelp(
     exitCodes: [
       [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
-      [78, 'unusable state (read-only or corrupt state file, address in use)'],
+      [
+        78,
+        'unusable state (read-only or corrupt state file, address in use, a --pid-file that cannot be written)',
+      ],
     ],
   },
   OPTIONS,
