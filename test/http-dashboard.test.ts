@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { startHost } from '../src/api/host.js'
+import type { FaultRule } from '../src/api/rules.js'
 import { type ActivateOptions, activate } from '../src/client/activate.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -21,10 +22,11 @@ interface BrowserStorage {
 }
 
 /** A host with its HTTP port on loopback; its clock can be set back to give requests a past. */
-async function startDashboardHost(o: { token?: string } = {}) {
+async function startDashboardHost(o: { token?: string; rules?: FaultRule[] } = {}) {
   let backMs = 0
   const host = await startHost({
     http: { listen: '127.0.0.1:0', token: o.token },
+    rules: o.rules,
     now: () => new Date(Date.now() - backMs),
   })
   return {
@@ -66,7 +68,7 @@ async function run() {
   // `errors` collects the page's script errors: each subtest checks it is empty at its end.
   const openPage = async (t: Test, url: string): Promise<{ page: Page; errors: string[] }> => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
-    page.setDefaultTimeout(10_000)
+    page.setDefaultTimeout(15_000)
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
     t.teardown(() => page.close())
@@ -110,6 +112,12 @@ async function run() {
     await page.locator('#pools article[data-app="office2013"] .count-value', { hasText: /^1$/ }).waitFor()
     await page.locator('#pools article[data-app="office2010"] .count-value', { hasText: /^1$/ }).waitFor()
     t.equal(await page.locator('#recent tbody tr').count(), 3, 'three activations listed, newest first')
+    // The plot took the three from the event stream too.
+    const plot = page.locator('#plot svg[aria-label*="3 requests"]')
+    t.match(await plot.getAttribute('aria-label'), /last 24 hours: 3 requests, 0 activating, 3 not/)
+    // One bar, or two when the half hour turned between the requests.
+    const lowBars = await page.locator('#plot svg rect.bar-low').count()
+    t.ok(lowBars === 1 || lowBars === 2, `below-threshold bars: ${lowBars}`)
     const total = page.locator('#dlv dt:text-is("Total requests received") + dd')
     await total.filter({ hasText: /^3$/ }).waitFor()
     t.equal(await page.locator('#dlv dt:text-is("Initial grace period") + dd').textContent(), '3')
@@ -194,7 +202,9 @@ async function run() {
   })
 
   t.test('screenshot of a host with some history', async (t) => {
-    const host = await startDashboardHost()
+    // One machine the host turns away (as a genuine host refuses a retail key): a refused request.
+    const rules = [{ name: 'rogue', match: { workstation: 'rogue-*' }, action: { refuse: '0xC004F042' } }]
+    const host = await startDashboardHost({ rules })
     t.teardown(() => host.close())
     const kms = { host: '127.0.0.1', port: host.kmsPort }
     // A working day of a small lab: products interleaved, requests spread over the last 20 hours.
@@ -222,9 +232,15 @@ async function run() {
       await activate(kms, { product, appId, workstation, licenseStatus, timeoutMs: 5000 })
     }
     host.setClockBack(0)
+    await activate(kms, { workstation: 'rogue-01.guest.lan', timeoutMs: 5000 })
     const { page, errors } = await openPage(t, host.url)
     await page.locator('#pools article[data-app="windows"] .count-value', { hasText: /^26$/ }).waitFor()
     await page.locator('#pools article.tile-unknown').waitFor()
+    const rogue = page.locator('#recent tbody tr', { hasText: 'rogue-01.guest.lan' })
+    t.match(await rogue.textContent(), /refused 0xC004F042/, 'a refusal is shown as such')
+    t.equal(await page.locator('#dlv dt:text-is("Failed requests received") + dd').textContent(), '1')
+    t.match(await page.locator('#plot svg').getAttribute('aria-label'), /: 38 requests, \d+ activating/)
+    t.ok((await page.locator('#plot svg rect').count()) > 20, 'the history drawn over the day')
     await page.waitForSelector('#live-state[data-state="live"]')
     const dir = await mkdtemp(join(tmpdir(), 'kmslab-dashboard-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))

@@ -323,7 +323,7 @@ function renderPools(st) {
           'span',
           { class: 'kind' },
           t.kind,
-          el('span', { class: 'muted small need' }, `needs ${t.count}, would be told ${next}`),
+          el('span', { class: 'muted small need' }, `needs ${t.count}, gets ${next}`),
         ),
         el('span', { class: `badge badge-${ok ? 'ok' : 'low'}` }, ok ? 'activates' : HR_BELOW_THRESHOLD),
       )
