@@ -100,6 +100,7 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
         reportedCount: null,
         epid: null,
         poolSize: null,
+        newClient: null,
         willActivate: false,
         reason: `state store write failed: ${err.message}`,
       })
@@ -224,6 +225,7 @@ function makeRecord(
     faultStatus: d.faultStatus,
     reason: d.reason,
     poolSize: d.counter?.poolSize ?? null,
+    newClient: d.counter?.newClient ?? null,
     willActivate: d.outcome === 'answer' && intact && (d.reportedCount ?? 0) >= (base?.requiredCount ?? 0),
     stored: true,
     request,

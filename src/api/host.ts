@@ -4,8 +4,8 @@ import { cryptoRandom, type RandomSource, seededRandom } from '../crypto/random.
 import { UsageError } from '../errors.js'
 import { ActivationCounter, type CounterMode, KNOWN_APP_IDS, type PoolEntry } from '../kms/counter.js'
 import type { KmsIdStatus } from '../kms/host.js'
-import type { RpcConnection } from '../server/connection.js'
 import { RpcServer, type RpcServerEvents } from '../server/server.js'
+import type { HostConnection } from '../server/types.js'
 import { GroupCommitter } from '../store/group-commit.js'
 import { openStateStore } from '../store/open.js'
 import type { CommitBatch, StateStore, WriteFailure } from '../store/types.js'
@@ -147,7 +147,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     })
 
     const serverEvents: Partial<RpcServerEvents> = {
-      open: (c: RpcConnection) =>
+      open: (c: HostConnection) =>
         events.emit('connection', { type: 'open', id: c.id, client: endpointText(c.client) }),
       close: (c, reason, protocolError) =>
         events.emit('connection', {
@@ -262,7 +262,8 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
           try {
             for await (const [record] of it) yield record
           } catch (err) {
-            if ((err as Error).name !== 'AbortError') throw err
+            // the iterator ends by the abort of a closing host; anything else is a real error
+            if (!closing.signal.aborted) throw err
           }
         })()
       },

@@ -14,18 +14,10 @@ import { hresultHex } from '../kms/hresult.js'
 import { type Cidr, isLoopback, matchesAny } from '../server/cidr.js'
 import type { ListenAddress } from '../server/server.js'
 import type { HostIdentity, StateStore } from '../store/types.js'
-import { parseListen } from './options.js'
+import { type HttpHostOptions, parseListen } from './options.js'
 import { buildStatus, type HostStatus, RECENT_ROWS } from './status.js'
 import type { ActivationRecord, HostEvents } from './types.js'
 import { KMSLAB_VERSION } from './version.js'
-
-/** `startHost({ http })`: where the HTTP port listens, and the token it asks for. */
-export interface HttpHostOptions {
-  /** "HOST:PORT" (port 0: any free one) or an address */
-  listen: string | ListenAddress
-  /** every endpoint but /healthz requires `Authorization: Bearer TOKEN`; required off loopback */
-  token?: string | null
-}
 
 /** Checks the HTTP options before anything listens: off loopback, a token is required. */
 export function resolveHttpOptions(o: HttpHostOptions): { host: string; port: number; token: string | null } {

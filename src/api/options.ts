@@ -2,10 +2,17 @@ import { UsageError } from '../errors.js'
 import { type CounterMode, parseCounterMode } from '../kms/counter.js'
 import { parseCidr } from '../server/cidr.js'
 import type { ListenAddress } from '../server/server.js'
-import type { HttpHostOptions } from './operations.js'
 import type { FaultRule } from './rules.js'
 
 /** Options of a host: the typed form of `kmslab serve`'s flags (same names, camelCase). */
+/** `startHost({ http })`: where the HTTP port listens, and the token it asks for. */
+export interface HttpHostOptions {
+  /** "HOST:PORT" (port 0: any free one) or an address */
+  listen: string | ListenAddress
+  /** every endpoint but /healthz requires `Authorization: Bearer TOKEN`; required off loopback */
+  token?: string | null
+}
+
 export interface HostOptions {
   /** "HOST:PORT" strings or addresses; default 127.0.0.1 on port 0 (the CLI: 127.0.0.1:1688). */
   listen?: (string | ListenAddress)[]

@@ -26,6 +26,8 @@ export interface ActivationRecord extends HistoryRow {
   reason: string | null
   /** Live size of the application's pool after this request (null when it was not counted). */
   poolSize: number | null
+  /** The CMID was not in its pool (a new client) or was (a renewal); null when it was not counted. */
+  newClient: boolean | null
   /** The client will activate: an answer whose count reaches what it asked for (corrupt or not). */
   willActivate: boolean
   /** The row is in `history()`: false only when the state store failed to write it. */

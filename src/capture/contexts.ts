@@ -14,6 +14,7 @@ import {
   transferSyntaxName,
 } from '../wire/rpc.js'
 import type { Calls } from './calls.js'
+import { otherVersionServed } from './findings.js'
 
 /** Transfer syntax per accepted context id, from BIND/ALTER_CONTEXT and their answers in order. */
 export function trackContexts(side: Calls, findings: string[]): Map<number, TransferSyntax> {
@@ -40,6 +41,8 @@ export function trackContexts(side: Calls, findings: string[]): Map<number, Tran
       findings.push(`${label} refused: BIND_NAK reason ${answer.rejectReason}`)
       continue
     }
+    const served = otherVersionServed(offer.header, label, 'a DCE-RPC 5 host answers it with BIND_NAK')
+    if (served) findings.push(served)
     const wanted = offer.kind === 'bind' ? 'bind_ack' : 'alter_context_resp'
     if (answer.kind !== wanted) findings.push(`${label} answered by ${answer.kind}`)
     if (answer.results.length !== offer.contexts.length)

@@ -18,7 +18,14 @@ import { KMS_VERSION_LENGTH, readKmsVersion } from '../wire/kms-request.js'
 import { guessSyntax, parseRequestStub, parseResponseStub, type TransferSyntax } from '../wire/ndr.js'
 import { PFC } from '../wire/rpc.js'
 import type { Answer, RequestCall } from './calls.js'
-import { baseFindings, closedText, faultText, fragmentFindings, headerFindings } from './findings.js'
+import {
+  baseFindings,
+  closedText,
+  faultText,
+  fragmentFindings,
+  headerFindings,
+  otherVersionServed,
+} from './findings.js'
 import type { ExchangeRecord } from './records.js'
 import type { TcpConnection } from './tcp.js'
 
@@ -86,6 +93,8 @@ export function decodeExchange(
       errors.push(`the FAULT carries call id ${a.header.callId}, not the request's ${pdu.header.callId}`)
     return
   }
+  const served = otherVersionServed(pdu.header, 'REQUEST', 'a DCE-RPC 5 host does not answer it')
+  if (served) errors.push(served)
   if (a.contextId !== pdu.contextId)
     errors.push(`RESPONSE on context ${a.contextId}, the request's was ${pdu.contextId}`)
   if (a.allocHint !== 0 && a.allocHint !== answer.stub.length)

@@ -6,7 +6,8 @@ import { type AnyPdu, DREP_LE_ASCII_IEEE, ncaStatusName, PFC } from '../wire/rpc
 import type { TcpConnection } from './tcp.js'
 
 export function headerFindings(h: AnyPdu['header'], what: string, errors: string[]): void {
-  if (h.rpcVersionMinor !== 0) errors.push(`${what}: RPC version 5.${h.rpcVersionMinor}, expected 5.0`)
+  if (h.rpcVersion !== 5 || h.rpcVersionMinor !== 0)
+    errors.push(`${what}: RPC version ${rpcVersionText(h)}, expected 5.0`)
   if (h.drep !== DREP_LE_ASCII_IEEE)
     errors.push(
       `${what}: data representation 0x${h.drep.toString(16).padStart(8, '0')}; read as little-endian`,
@@ -34,6 +35,19 @@ export function baseFindings(base: KmsBaseRequest, errors: string[]): void {
   if (base.workstation.length >= 64) errors.push('WorkstationName fills its 64 UTF-16 units with no NUL')
   if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(base.workstation))
     errors.push('WorkstationName is not valid UTF-16 (lone surrogate)')
+}
+
+export function rpcVersionText(h: AnyPdu['header']): string {
+  return `${h.rpcVersion}.${h.rpcVersionMinor}`
+}
+
+/**
+ * A host that answers a PDU of another rpc_vers (vlmcsd does not look at it, and echoes it) served
+ * what a DCE-RPC 5 host refuses: the exchange is decoded all the same, and this says so.
+ */
+export function otherVersionServed(h: AnyPdu['header'], what: string, strictHost: string): string | null {
+  if (h.rpcVersion === 5) return null
+  return `${what} of RPC version ${rpcVersionText(h)} was served; ${strictHost}`
 }
 
 export function frameText(s: { frame: number | null }): string {

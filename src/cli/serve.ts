@@ -1,14 +1,17 @@
-import { readFileSync } from 'node:fs'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
+import { removePidFile, writePidFile } from '../api/pid-file.js'
 import { loadRulesFile } from '../api/rules.js'
 import { ConfigError, UsageError } from '../errors.js'
-import { describeCounterMode } from '../kms/counter.js'
+import { HttpListenError, ListenError } from '../index.js'
 import { hresultHex } from '../kms/hresult.js'
-import { isLoopback } from '../server/cidr.js'
+import type { ListenAddress } from '../server/server.js'
 import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
+import { banner } from './serve-banner.js'
+import { parseConfigText, readConfigFile } from './serve-config.js'
+import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
 import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
 
@@ -72,8 +75,9 @@ const OPTIONS = {
     arg: 'MICROSECONDS',
     section: LISTEN,
     help:
-      "after each read, keep polling this long before sleeping, so a busy client's next request " +
-      'needs no wake-up (default 100; 0 turns it off)',
+      "after each read, keep polling up to this long before sleeping, so a busy client's next " +
+      'request needs no wake-up; the spin costs at most a tenth of the host CPU, and only while ' +
+      'it pays off (default 100; 0 turns it off)',
   },
   counter: {
     type: 'string',
@@ -83,7 +87,7 @@ const OPTIONS = {
       'real (default): genuine counting from an empty pool, so the first 24 Windows clients get ' +
       '0xC004F038 on their side;\n' +
       "charged: report max(pool, 2 x required), capped at 50: everyone activates at once (vlmcsd's default);\n" +
-      'fixed:N: report N exactly (a test override)',
+      'fixed:N: report N exactly (a test override; above 50, which no genuine host reports, warned about)',
   },
   strict: {
     type: 'boolean',
@@ -111,13 +115,13 @@ const OPTIONS = {
     section: KMS,
     help:
       'override the ePID of a family (windows, office2010, office2013, office2016, office2019, ' +
-      'office2021, office2024), repeatable',
+      'office2021, office2024), repeatable; must have the ePID format',
   },
   'host-build': {
     type: 'string',
     arg: 'N',
     section: KMS,
-    help: 'Windows build the ePIDs name (chosen at first start otherwise)',
+    help: 'Windows build the ePIDs name (chosen at first start otherwise: one that fits the RPC flags and every CSVLK served)',
   },
   lcid: {
     type: 'string',
@@ -169,6 +173,14 @@ const OPTIONS = {
     section: STATE,
     help: 'record every connection as a classic pcap',
   },
+  'pid-file': {
+    type: 'string',
+    arg: 'PATH',
+    section: STATE,
+    help:
+      'write the id of the listening process here once it listens; removed at a clean stop ' +
+      '(a stale file left by a crash is replaced)',
+  },
   ...HTTP_OPTIONS,
   'log-format': {
     type: 'string',
@@ -203,7 +215,10 @@ const HELP = formatHelp(
     exitCodes: [
       [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
-      [78, 'unusable state (read-only or corrupt state file, address in use)'],
+      [
+        78,
+        'unusable state (read-only or corrupt state file, address in use, a --pid-file that cannot be written)',
+      ],
     ],
   },
   OPTIONS,
@@ -211,49 +226,9 @@ const HELP = formatHelp(
 
 export type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
 
-/** Settings from --config: the flags' names as keys, checked like the flags themselves. */
-function readConfig(path: string): Values {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new UsageError(
-      `kmslab serve: --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    )
-  }
-  return parseServeConfig(text, path)
-}
-
 /** The text of a --config file as flag values; throws UsageError naming the file and the key. */
 export function parseServeConfig(text: string, path: string): Values {
-  let data: unknown
-  try {
-    data = JSON.parse(text)
-  } catch (err) {
-    throw new UsageError(`kmslab serve: --config ${path}: not JSON: ${(err as Error).message}`)
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new UsageError(`kmslab serve: --config ${path}: must be a JSON object`)
-  }
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(data)) {
-    if (!Object.hasOwn(OPTIONS, key) || key === 'config' || key === 'help')
-      throw new UsageError(`kmslab serve: --config ${path}: unknown setting ${JSON.stringify(key)}`)
-    const spec = (OPTIONS as OptionSpec)[key]
-    const ok =
-      spec.type === 'boolean'
-        ? typeof value === 'boolean'
-        : spec.multiple
-          ? Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')
-          : typeof value === 'string' || typeof value === 'number'
-    if (!ok) throw new UsageError(`kmslab serve: --config ${path}: ${key}: wrong type`)
-    out[key] = spec.multiple
-      ? (value as unknown[]).map(String)
-      : spec.type === 'boolean'
-        ? value
-        : String(value)
-  }
-  return out as Values
+  return parseConfigText(text, path, OPTIONS) as Values
 }
 
 function seconds(name: string, text: string | undefined): number | undefined {
@@ -303,46 +278,13 @@ export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process
   }
 }
 
-function banner(host: KmsHost, log: ServeLog, options: HostOptions): void {
-  const addrs = host.addresses.map((a) =>
-    a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
-  )
-  const http = host.httpUrl ? `; HTTP on ${host.httpUrl}` : ''
-  log.always('listening', `kmslab host listening on ${addrs.join(', ')}${http}`, {
-    addresses: addrs,
-    ...(host.httpUrl ? { http: host.httpUrl } : {}),
-  })
-  log.always('mode', describeCounterMode(host.pools.mode), { counter: host.pools.mode })
-  log.always('state', `state: ${host.stateLocation}`, { state: host.stateLocation })
-  const rpc = `RPC: NDR64 ${options.ndr64 && options.btfn ? 'on' : 'off'}, BTFN ${options.btfn ? 'on' : 'off'}${options.strict ? ', strict' : ''}`
-  log.always('rpc', rpc, { ndr64: options.ndr64 && options.btfn, btfn: options.btfn, strict: options.strict })
-  for (const [family, epid] of Object.entries(host.identity.epids)) {
-    log.always('epid', `ePID ${family.padEnd(10)} ${epid}`, { family, epid })
-  }
-  log.always(
-    'hwid',
-    `HWID ${host.identity.hwid} (host build ${host.identity.hostBuild}, LCID ${host.identity.lcid})`,
-    {
-      hwid: host.identity.hwid,
-    },
-  )
-  if (host.seeded)
-    log.warn('seed', 'deterministic mode (--seed): every drawn value is predictable; for tests only')
-  const exposed = host.addresses.filter((a) => !isLoopback(a.host))
-  if (exposed.length > 0 && !(options.allow && options.allow.length > 0)) {
-    log.warn(
-      'exposed',
-      `listening on a non-loopback address (${exposed.map((a) => a.host).join(', ')}) without --allow`,
-    )
-  }
-}
-
 async function runServe(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCliArgs('serve', argv, OPTIONS)
   if (positionals.length > 0)
     throw new UsageError(`kmslab serve: unexpected argument ${JSON.stringify(positionals[0])}`)
-  const merged = values.config ? { ...readConfig(values.config), ...values } : values
+  const merged = values.config ? { ...(readConfigFile(values.config, OPTIONS) as Values), ...values } : values
   const options = hostOptionsFromFlags(merged)
+  await checkListenHosts(options.listen as ListenAddress[], merged.listen ?? [])
   const log = new ServeLog(
     io.stdout,
     io.stderr,
@@ -355,9 +297,20 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   try {
     host = await startHost(options)
   } catch (err) {
-    if ((err as Error).name === 'ListenError' || (err as Error).name === 'HttpListenError')
+    if (err instanceof ListenError || err instanceof HttpListenError)
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
+  }
+  const pidFile = merged['pid-file']
+  const dropPidFile = () => pidFile && removePidFile(pidFile)
+  if (pidFile) {
+    try {
+      writePidFile(pidFile)
+    } catch (err) {
+      await host.close()
+      throw err
+    }
+    process.once('exit', dropPidFile)
   }
   banner(host, log, options)
   // --quiet drops activation lines: no listener, so the host does not build them at all.
@@ -389,19 +342,14 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   process.on('SIGHUP', onHup)
   const onUsr1 = statusSignalHandler(host, log)
   process.on('SIGUSR1', onUsr1)
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.always('stopping', `${signal}: stopping`)
-      resolve()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-  })
+  const reason = await untilStopped()
+  log.always('stopping', `${reason}: stopping`, { reason })
   process.off('SIGHUP', onHup)
   process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
   await host.close()
+  dropPidFile()
   log.always('stopped', 'stopped')
   return 0
 }

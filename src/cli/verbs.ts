@@ -2,6 +2,7 @@ import { activateVerb } from './activate.js'
 import type { Verb } from './args.js'
 import { benchVerb } from './bench.js'
 import { decodeVerb } from './decode.js'
+import { dnsVerb } from './dns.js'
 import { historyVerb } from './history.js'
 import { productsVerb } from './products.js'
 import { serveVerb } from './serve.js'
@@ -16,4 +17,5 @@ export const verbs: Verb[] = [
   benchVerb,
   decodeVerb,
   productsVerb,
+  dnsVerb,
 ]

@@ -20,6 +20,8 @@ export class RpcError extends KmslabError {
     message: string,
     /** FAULT: the NCA status; BIND_NAK: the reject reason. */
     readonly status?: number,
+    /** 'connect': the socket error's code (ECONNREFUSED, ENETUNREACH, ...). */
+    readonly code?: string,
   ) {
     super(message)
   }

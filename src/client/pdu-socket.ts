@@ -13,6 +13,8 @@ export class PduSocket {
   private constructor(
     private readonly socket: net.Socket,
     readonly remote: string,
+    /** The peer's IP address (the name in `remote` may stand for several). */
+    readonly remoteAddress: string,
   ) {
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => {
@@ -28,23 +30,26 @@ export class PduSocket {
     socket.on('error', (err: NodeJS.ErrnoException) => end(`connection error ${err.code ?? err.message}`))
   }
 
-  static connect(host: string, port: number, timeoutMs: number): Promise<PduSocket> {
+  static connect(host: string, port: number, timeoutMs: number, address = host): Promise<PduSocket> {
     const remote = hostPort(host, port)
+    const to = address === host ? remote : `${remote} (${address})`
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port })
+      const socket = net.connect({ host: address, port })
       const timer = setTimeout(() => {
         socket.destroy()
-        reject(new RpcError('timeout', `no connection to ${remote} within ${timeoutMs} ms`))
+        reject(new RpcError('timeout', `no connection to ${to} within ${timeoutMs} ms`))
       }, timeoutMs)
       socket.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer)
         socket.destroy()
-        reject(new RpcError('connect', `cannot connect to ${remote}: ${err.code ?? err.message}`))
+        reject(
+          new RpcError('connect', `cannot connect to ${to}: ${err.code ?? err.message}`, undefined, err.code),
+        )
       })
       socket.once('connect', () => {
         clearTimeout(timer)
         socket.removeAllListeners('error')
-        resolve(new PduSocket(socket, remote))
+        resolve(new PduSocket(socket, remote, socket.remoteAddress ?? address))
       })
     })
   }
