@@ -71,7 +71,7 @@ t.test('serve: a --dns-* flag without --dns-domain is a usage error', async (t) 
   const { main } = await import('../src/cli/main.js')
   const { Writable } = await import('node:stream')
   let err = ''
-  const sink = new Writable({ write: (c, _e, done) => done() })
+  const sink = new Writable({ write: (_c, _e, done) => done() })
   const errSink = new Writable({
     write: (c, _e, done) => {
       err += String(c)
