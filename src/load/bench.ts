@@ -9,15 +9,28 @@ import { randomFillSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { Product } from '../catalog/index.js'
+import { cryptoRandom, type RandomSource } from '../crypto/random.js'
 import { KmslabError } from '../errors.js'
 import { hostPort } from '../wire/endpoint.js'
 import { ActivationCodec } from './codec.js'
+import { type BenchHost, type BenchTarget, hostsReport, planTargets } from './targets.js'
+
+export type { BenchHost, BenchTarget }
+
 import { type BenchBind, BenchConn, type ConnEvents } from './connection.js'
 import { BenchStats } from './stats.js'
 
 export interface BenchOptions {
+  /** The host, or (with `targets`) the SRV name the targets came from, for the report. */
   host: string
   port: number
+  /**
+   * The hosts of a `_vlmcs._tcp` SRV answer: each connection draws its own RFC 2782 order of them
+   * and connects to the first; when that host (address) fails, it moves to the next.
+   */
+  targets?: BenchTarget[]
+  /** For the RFC 2782 draws (default: the system's CSPRNG). */
+  random?: RandomSource
   /** Concurrent connections, each with one request in flight (new-connection mode: activations). */
   connections: number
   /** Activations in the measured phase; the run ends when all are answered. */
@@ -66,6 +79,8 @@ export interface LatencySummary {
 /** The summary `kmslab bench --json` prints (times in ms unless named otherwise). */
 export interface BenchReport {
   target: string
+  /** With discovered targets: where the connections went; null for a single host. */
+  hosts: BenchHost[] | null
   protocol: number
   product: string
   bind: BenchBind
@@ -123,8 +138,9 @@ const cpuNow = () => {
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
-  const address = isIP(o.host) ? o.host : await resolve(o.host)
+  const address = o.targets ? o.host : isIP(o.host) ? o.host : await resolve(o.host)
   const target = { host: address, port: o.port }
+  const plans = o.targets ? planTargets(o.targets, o.connections, o.random ?? cryptoRandom) : null
   const closedLoop = o.rate === undefined
   const idle: BenchConn[] = []
   /** Setup and warm-up: only their errors are reported. */
@@ -235,6 +251,24 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     },
     failed: (c, kind, activation) => {
       if (kind !== '') (activation ? (startedIn[c.index] ?? stats) : stats).errors.add(kind)
+      // a host that refuses, resets, or accepts and closes is passed over for the connection's next
+      // one; while setting up, any failure is the host's
+      const hostFailed =
+        phase === 'setup' ||
+        kind === '' ||
+        kind === 'closed' ||
+        kind === 'reset' ||
+        kind.startsWith('connect:')
+      if (plans && hostFailed) {
+        const plan = plans[c.index]
+        if (phase === 'setup' && plan.at + 1 < plan.order.length) {
+          c.target = plan.order[++plan.at]
+          c.open()
+          return
+        }
+        plan.at = (plan.at + 1) % plan.order.length
+        c.target = plan.order[plan.at]
+      }
       if (phase === 'setup') return setupFailed()
       if (activation) inFlight--
       // a host that refuses connections is retried after a pause, not in a hot loop
@@ -257,7 +291,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       workstation: `bench-${i}.kmslab.test`,
       cmidPrefix: prefix,
     })
-    conns.push(new BenchConn(i, codec, target, o.bind, o.timeoutMs, events, o.newConnection))
+    const first = plans ? plans[i].order[0] : target
+    conns.push(new BenchConn(i, codec, first, o.bind, o.timeoutMs, events, o.newConnection))
   }
   // one sweep for every deadline instead of a timer per request
   timers.push(
@@ -429,6 +464,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     connects: m.connects,
     benchCpuS: Math.round(cpu * 1000) / 1000,
     interrupted,
+    hosts: plans ? hostsReport(plans) : null,
   }
 }
 
