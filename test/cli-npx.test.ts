@@ -71,7 +71,14 @@ t.test('npx kmslab serve, SIGTERM to npx: the host stops, the port is free, the 
     if (hostPid && alive(hostPid)) process.kill(hostPid, 'SIGKILL')
     if (npx.exitCode === null) npx.kill('SIGKILL')
   })
-  await until('the banner', () => /listening on 127\.0\.0\.1:\d+ \(pid \d+\)/.test(out), 60_000)
+  await until(
+    'the banner',
+    () => {
+      if (npx.exitCode !== null) throw new Error(`npx exited ${npx.exitCode} before listening: ${out}`)
+      return /listening on 127\.0\.0\.1:\d+ \(pid \d+\)/.test(out)
+    },
+    60_000,
+  )
   const [, port, pid] = /listening on 127\.0\.0\.1:(\d+) \(pid (\d+)\)/.exec(out)!.map(Number)
   hostPid = pid
   t.not(hostPid, npx.pid, 'npx is not the process that listens')

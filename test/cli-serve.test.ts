@@ -188,3 +188,20 @@ t.test('a config file with a JSON mistake names where, without dumping the file'
     /^kmslab serve: --config .*c\.json: not JSON: Unexpected token .* \(the text begins "nonsense\\nxxx/,
   )
 })
+
+t.test(
+  'a --pid-file that cannot be written stops the start: exit 78, one line, the port released',
+  async (t) => {
+    const r = await cli([
+      'serve',
+      '--state',
+      'memory',
+      '--listen',
+      '127.0.0.1:0',
+      '--pid-file',
+      '/nonexistent/dir/k.pid',
+    ])
+    t.equal(r.code, 78)
+    t.equal(r.err, 'kmslab serve: --pid-file /nonexistent/dir/k.pid: cannot be written (ENOENT)\n')
+  },
+)

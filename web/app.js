@@ -1,5 +1,6 @@
 // The kmslab dashboard: plain DOM, no framework, nothing fetched but this host's own /api.
 // Every value from the host reaches the page as text (textContent, attributes), never as markup.
+// URLs are relative (api/status, not /api/status) so the page also works behind a proxy's path prefix.
 
 const WINDOWS_APP = '55c92734-d682-4d71-983e-d6ec3f16059f'
 const OFFICE2010_APP = '59a52881-a989-479d-af46-f275c6370663'
@@ -129,7 +130,7 @@ let opened = false
 /** Server-sent events carry each activation; EventSource sends no headers, so the token rides in the URL. */
 function connectEvents() {
   if (source) source.close()
-  const url = token ? `/api/events?token=${encodeURIComponent(token)}` : '/api/events'
+  const url = token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events'
   source = new EventSource(url)
   setLive('connecting')
   source.onopen = () => {
@@ -159,7 +160,7 @@ function connectEvents() {
     source = null
     setTimeout(async () => {
       try {
-        await api('/api/status')
+        await api('api/status')
         showError(null)
       } catch (err) {
         showError(err)
@@ -322,7 +323,7 @@ function renderPools(st) {
           'span',
           { class: 'kind' },
           t.kind,
-          el('span', { class: 'muted small need' }, `needs ${t.count}, would be told ${next}`),
+          el('span', { class: 'muted small need' }, `needs ${t.count}, gets ${next}`),
         ),
         el('span', { class: `badge badge-${ok ? 'ok' : 'low'}` }, ok ? 'activates' : HR_BELOW_THRESHOLD),
       )
@@ -416,7 +417,7 @@ function renderStatus(st) {
 }
 
 async function loadStatus() {
-  renderStatus(await api('/api/status'))
+  renderStatus(await api('api/status'))
 }
 
 // ---------------------------------------------------------------- overview: newest activations
@@ -459,7 +460,7 @@ function renderRecent(freshCount = 0) {
 }
 
 async function loadRecent() {
-  const rows = await api(`/api/history?format=json&limit=${RECENT_ROWS}`)
+  const rows = await api(`api/history?format=json&limit=${RECENT_ROWS}`)
   recent = (Array.isArray(rows) ? rows : []).slice(-RECENT_ROWS).reverse()
   renderRecent()
 }
@@ -499,7 +500,7 @@ async function loadPlot() {
   const start = Math.floor((now - range.span) / range.bucket + 1) * range.bucket
   const n = Math.ceil((now + 1 - start) / range.bucket)
   const since = new Date(start).toISOString()
-  const got = await api(`/api/history?format=json&since=${encodeURIComponent(since)}&limit=${PLOT_ROWS}`)
+  const got = await api(`api/history?format=json&since=${encodeURIComponent(since)}&limit=${PLOT_ROWS}`)
   const rows = Array.isArray(got) ? got : []
   const from = rows.length >= PLOT_ROWS ? (toDate(rows[0].time)?.getTime() ?? start) : start
   plot = {
@@ -736,7 +737,7 @@ function renderClients() {
 
 async function loadClients() {
   const app = $('clients-app').value
-  const rows = await api(app ? `/api/clients?application=${encodeURIComponent(app)}` : '/api/clients')
+  const rows = await api(app ? `api/clients?application=${encodeURIComponent(app)}` : 'api/clients')
   clients = Array.isArray(rows) ? rows : []
   renderClients()
 }
@@ -746,7 +747,7 @@ async function loadClients() {
 let productList = []
 
 async function loadProducts() {
-  const rows = await api('/api/products')
+  const rows = await api('api/products')
   productList = Array.isArray(rows) ? rows : (rows?.products ?? [])
   products = new Map(productList.map((p) => [lower(p.skuId ?? p.id), p]))
 }
@@ -837,7 +838,7 @@ function targetBlocks(target, several) {
 }
 
 async function loadConnect() {
-  const cfg = await api('/api/config')
+  const cfg = await api('api/config')
   const targets = Array.isArray(cfg.targets) ? cfg.targets : []
   const several = targets.length > 1
   const intro = el(

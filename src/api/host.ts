@@ -262,7 +262,8 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
           try {
             for await (const [record] of it) yield record
           } catch (err) {
-            if ((err as Error).name !== 'AbortError') throw err
+            // the iterator ends by the abort of a closing host; anything else is a real error
+            if (!closing.signal.aborted) throw err
           }
         })()
       },

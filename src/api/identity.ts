@@ -113,8 +113,7 @@ export function explainIdentity(
     `host build ${identity.hostBuild} (${name}): ${ndr64 ? 'offers' : 'lacks'} NDR64 like this host` +
     (need.build > 0 && identity.hostBuild >= need.build
       ? `, and can hold every CSVLK served, up to ${need.family} (build ${need.build} or later)`
-      : '') +
-    "; kept in the state so the ePIDs never change, like a genuine host's"
+      : '')
   return { text, problems }
 }
 

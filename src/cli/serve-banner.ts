@@ -95,7 +95,11 @@ export function banner(host: KmsHost, log: ServeLog, options: HostOptions): void
     `HWID ${host.identity.hwid} (host build ${host.identity.hostBuild}, LCID ${host.identity.lcid})`,
     { hwid: host.identity.hwid, hostBuild: host.identity.hostBuild, lcid: host.identity.lcid },
   )
-  log.always('identity', why.text, {
+  const kept =
+    host.stateLocation === 'memory'
+      ? '; drawn for this run (--state memory keeps nothing)'
+      : "; kept in the state, so the ePIDs never change, like a genuine host's"
+  log.always('identity', `${why.text}${kept}`, {
     hostBuild: host.identity.hostBuild,
     plausible: why.problems.length === 0,
   })

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
 import { removePidFile, writePidFile } from '../api/pid-file.js'
@@ -11,6 +10,7 @@ import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 import { banner } from './serve-banner.js'
+import { parseConfigText, readConfigFile } from './serve-config.js'
 import { DNS_OPTIONS, startPublishing } from './serve-dns.js'
 import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
@@ -76,8 +76,9 @@ const OPTIONS = {
     arg: 'MICROSECONDS',
     section: LISTEN,
     help:
-      "after each read, keep polling this long before sleeping, so a busy client's next request " +
-      'needs no wake-up (default 100; 0 turns it off)',
+      "after each read, keep polling up to this long before sleeping, so a busy client's next " +
+      'request needs no wake-up; the spin costs at most a tenth of the host CPU, and only while ' +
+      'it pays off (default 100; 0 turns it off)',
   },
   counter: {
     type: 'string',
@@ -216,7 +217,10 @@ const HELP = formatHelp(
     exitCodes: [
       [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
-      [78, 'unusable state (read-only or corrupt state file, address in use)'],
+      [
+        78,
+        'unusable state (read-only or corrupt state file, address in use, a --pid-file that cannot be written)',
+      ],
     ],
   },
   OPTIONS,
@@ -224,66 +228,9 @@ const HELP = formatHelp(
 
 export type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
 
-/** Settings from --config: the flags' names as keys, checked like the flags themselves. */
-function readConfig(path: string): Values {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new UsageError(
-      `kmslab serve: --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    )
-  }
-  return parseServeConfig(text, path)
-}
-
-/**
- * Where a JSON text goes wrong, on one line: line and column, and the text there quoted (node's
- * own message may carry the whole raw text, line breaks and all).
- */
-export function jsonProblem(text: string, err: Error): string {
-  const what = err.message
-    .split('\n')[0]
-    .replace(/, ".*$/s, '')
-    .replace(/ in JSON at position \d+.*$/, '')
-  const pos = /at position (\d+)/.exec(err.message)
-  const at = pos ? Number(pos[1]) : /end of JSON input/.test(err.message) ? text.length : null
-  const before = text.slice(0, at ?? 0).split('\n')
-  const where = at === null ? '' : ` at line ${before.length}, column ${before[before.length - 1].length + 1}`
-  const excerpt = text.slice(at ?? 0, (at ?? 0) + 24)
-  return `${what}${where}${excerpt ? ` (${at === null ? 'the text begins' : 'near'} ${JSON.stringify(excerpt)})` : ''}`
-}
-
 /** The text of a --config file as flag values; throws UsageError naming the file and the key. */
 export function parseServeConfig(text: string, path: string): Values {
-  let data: unknown
-  try {
-    data = JSON.parse(text)
-  } catch (err) {
-    throw new UsageError(`kmslab serve: --config ${path}: not JSON: ${jsonProblem(text, err as Error)}`)
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new UsageError(`kmslab serve: --config ${path}: must be a JSON object`)
-  }
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(data)) {
-    if (!Object.hasOwn(OPTIONS, key) || key === 'config' || key === 'help')
-      throw new UsageError(`kmslab serve: --config ${path}: unknown setting ${JSON.stringify(key)}`)
-    const spec = (OPTIONS as OptionSpec)[key]
-    const ok =
-      spec.type === 'boolean'
-        ? typeof value === 'boolean'
-        : spec.multiple
-          ? Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')
-          : typeof value === 'string' || typeof value === 'number'
-    if (!ok) throw new UsageError(`kmslab serve: --config ${path}: ${key}: wrong type`)
-    out[key] = spec.multiple
-      ? (value as unknown[]).map(String)
-      : spec.type === 'boolean'
-        ? value
-        : String(value)
-  }
-  return out as Values
+  return parseConfigText(text, path, OPTIONS) as Values
 }
 
 function seconds(name: string, text: string | undefined): number | undefined {
@@ -337,7 +284,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCliArgs('serve', argv, OPTIONS)
   if (positionals.length > 0)
     throw new UsageError(`kmslab serve: unexpected argument ${JSON.stringify(positionals[0])}`)
-  const merged = values.config ? { ...readConfig(values.config), ...values } : values
+  const merged = values.config ? { ...(readConfigFile(values.config, OPTIONS) as Values), ...values } : values
   const options = hostOptionsFromFlags(merged)
   await checkListenHosts(options.listen as ListenAddress[], merged.listen ?? [])
   const log = new ServeLog(

@@ -1,8 +1,8 @@
 // `kmslab bench .DOMAIN`: the load spread over the hosts of an SRV answer the way clients spread:
 // each connection draws its own RFC 2782 order and keeps to its first host while that one works.
 import type { RandomSource } from '../crypto/random.js'
-import { KmslabError } from '../errors.js'
 import { orderSrvRecords, type SrvRecord } from '../kms/srv-order.js'
+import { BenchError } from './errors.js'
 
 /** A discovered host (an SRV record) with the addresses to try, in order. */
 export interface BenchTarget extends SrvRecord {
@@ -22,13 +22,10 @@ export interface Plan {
   at: number
 }
 
-/** Every discovered host lacks an address. */
-export class NoTargetError extends KmslabError {}
-
 /** Each connection's RFC 2782 order of the hosts, each host's addresses in turn. */
 export function planTargets(targets: BenchTarget[], connections: number, random: RandomSource): Plan[] {
   const usable = targets.filter((t) => t.addresses.length > 0)
-  if (usable.length === 0) throw new NoTargetError('no discovered host has an address')
+  if (usable.length === 0) throw new BenchError('no discovered host has an address')
   return Array.from({ length: connections }, () => ({
     order: orderSrvRecords(usable, random).flatMap((t) =>
       t.addresses.map((address) => ({ host: address, port: t.port, name: t.name })),
