@@ -4,6 +4,7 @@ import { type DnsOptions, type DnsServer, labHost, startDns } from '../dns/serve
 import { parseDomain } from '../dns/zone.js'
 import { formatZone, recordLine, ZONE_FORMATS, type ZoneFormat } from '../dns/zone-format.js'
 import { ConfigError, UsageError } from '../errors.js'
+import { isLoopback } from '../server/cidr.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 

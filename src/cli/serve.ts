@@ -11,6 +11,7 @@ import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from 
 import { formatHelp } from './help.js'
 import { banner } from './serve-banner.js'
 import { parseConfigText, readConfigFile } from './serve-config.js'
+import { DNS_OPTIONS, startPublishing } from './serve-dns.js'
 import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
 import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
@@ -182,6 +183,7 @@ const OPTIONS = {
       '(a stale file left by a crash is replaced)',
   },
   ...HTTP_OPTIONS,
+  ...DNS_OPTIONS,
   'log-format': {
     type: 'string',
     arg: 'text|json',
@@ -313,6 +315,13 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     process.once('exit', dropPidFile)
   }
   banner(host, log, options)
+  let published: Awaited<ReturnType<typeof startPublishing>>
+  try {
+    published = await startPublishing(host, merged, log)
+  } catch (err) {
+    await host.close()
+    throw err
+  }
   // --quiet drops activation lines: no listener, so the host does not build them at all.
   if (log.level !== 'quiet') host.events.on('activation', (r) => log.activation(host, r))
   host.events.on('connection', (c) => {
@@ -348,6 +357,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
+  await published?.close()
   await host.close()
   dropPidFile()
   log.always('stopped', 'stopped')
