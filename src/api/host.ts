@@ -8,6 +8,7 @@ import type { RpcConnection } from '../server/connection.js'
 import { RpcServer, type RpcServerEvents } from '../server/server.js'
 import { GroupCommitter } from '../store/group-commit.js'
 import { openStateStore } from '../store/open.js'
+import { LocalRecorder } from '../store/recorder.js'
 import type { CommitBatch, StateStore, WriteFailure } from '../store/types.js'
 import { isGuid } from '../wire/bytes.js'
 import { createCallHandler } from './handler.js'
@@ -126,7 +127,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       epidFor: (kmsId) => identity.epids[catalog.epidFamilyForKmsId(kmsId).id] ?? identity.epids.windows,
       kmsIdStatus,
       rules: () => rules,
-      commit,
+      recorder: new LocalRecorder(counter, commit),
       settled: (record: ActivationRecord) => {
         if (record.outcome === 'answer') stats.activations++
         else if (record.outcome === 'refuse') stats.refusals++
