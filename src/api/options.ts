@@ -8,8 +8,13 @@ import type { FaultRule } from './rules.js'
 export interface HostOptions {
   /** "HOST:PORT" strings or addresses; default 127.0.0.1 on port 0 (the CLI: 127.0.0.1:1688). */
   listen?: (string | ListenAddress)[]
-  /** A SQLite file path, or 'memory' (the default for the API; the CLI defaults to the XDG state path). */
+  /**
+   * A SQLite file path, 'memory' (the default for the API; the CLI defaults to the XDG state
+   * path), or PostgreSQL: a postgres:// or postgresql:// URL, or 'postgres' for the PG* variables.
+   */
   state?: string
+  /** PostgreSQL state: how long to wait for the database at start (default 10 000 ms). */
+  stateWaitMs?: number
   /** 'real' (default), 'charged', 'fixed:N', or the parsed form. */
   counter?: string | CounterMode
   ndr64?: boolean

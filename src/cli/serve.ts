@@ -12,7 +12,21 @@ import { type LogFormat, ServeLog } from './serve-log.js'
 
 const OPTIONS = {
   listen: { type: 'string', multiple: true },
-  state: { type: 'string' },
+  state: {
+    type: 'string',
+    arg: 'PATH|memory|postgres://USER@HOST:PORT/DB',
+    help:
+      'SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or ~/.local/state/kmslab/state.db); ' +
+      'memory keeps nothing; a postgres:// or postgresql:// URL, or postgres for the PG* environment ' +
+      'variables, shares the state between hosts',
+    section: 'State',
+  },
+  'state-wait': {
+    type: 'string',
+    arg: 'SECONDS',
+    help: 'PostgreSQL state: how long to wait for the database at start before exit 78 (default 10)',
+    section: 'State',
+  },
   counter: { type: 'string' },
   'no-ndr64': { type: 'boolean' },
   'no-btfn': { type: 'boolean' },
@@ -81,6 +95,10 @@ KMS behaviour:
 State:
   --state PATH|memory        SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or
                              ~/.local/state/kmslab/state.db); memory keeps nothing
+  --state postgres://USER@HOST:PORT/DB
+                             PostgreSQL state shared by several hosts (also postgresql://, or
+                             postgres alone for PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)
+  --state-wait SECONDS       PostgreSQL: wait this long for the database at start (default 10)
   --history-days N           keep request history this long (default 90)
   --capture FILE.pcap        record every connection as a classic pcap
 
@@ -92,7 +110,8 @@ Output:
                              "no-ndr64": true, "counter": "charged"); flags win
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage or configuration-file error,
-78 unusable state (read-only or corrupt state file, address in use).
+78 unusable state (read-only or corrupt state file, a state file another running host owns,
+a PostgreSQL database unreachable at start, address in use).
 `
 
 export type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
@@ -180,6 +199,7 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
     maxConnections: intOption('serve', 'max-connections', v['max-connections'], 1, 1_000_000),
     allow: v.allow,
     historyDays: intOption('serve', 'history-days', v['history-days'], 1, 36500),
+    stateWaitMs: seconds('state-wait', v['state-wait']),
     capture: v.capture,
     products: v.products,
     seed: v.seed,
@@ -255,6 +275,9 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   )
   host.events.on('store-error', (e) =>
     log.error('store', `${e.message}: the client was refused, nothing was answered`),
+  )
+  host.events.on('store-recovered', () =>
+    log.always('store', `state ${host.stateLocation} answers again: serving`),
   )
 
   const rulesFile = merged.rules
