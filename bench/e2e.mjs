@@ -7,7 +7,9 @@
 // as they would on a one-box lab; the load average is recorded with every shape.
 // Environment: KMSLAB_BENCH_DURATION (s per run, default 2), KMSLAB_BENCH_RUNS (default 3),
 // KMSLAB_BENCH_STATES (memory,sqlite), KMSLAB_BENCH_SHAPES (comma list of shape names),
-// KMSLAB_BENCH_HOST_BIN (another build's dist/cli/bin.js as the host, to compare two builds).
+// KMSLAB_BENCH_HOST_BIN (another build's dist/cli/bin.js as the host, to compare two builds),
+// KMSLAB_BENCH_CPU_REQUESTS (activations per run of the CPU matrix, default 20000),
+// KMSLAB_BENCH_CPU_PROF (a directory: every host writes its V8 .cpuprofile there as it exits).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -26,6 +28,8 @@ const RUNS = Number(process.env.KMSLAB_BENCH_RUNS ?? 3)
 const WARMUP = 2
 const CLK_TCK = 100
 const IDLE_CONNECTIONS = 10_000
+const CPU_REQUESTS = Number(process.env.KMSLAB_BENCH_CPU_REQUESTS ?? 20_000)
+const CPU_PROF_DIR = process.env.KMSLAB_BENCH_CPU_PROF || null
 
 /** The issue's figures for this machine (2 cores shared by host and load), V6, state in memory. */
 export const TARGETS = [
@@ -62,6 +66,30 @@ const SHAPES = [
     what: `${IDLE_CONNECTIONS} idle connections, 1 activation each`,
     args: ['-c', String(IDLE_CONNECTIONS), '-n', String(IDLE_CONNECTIONS), '--timeout', '30000'],
     fixed: true,
+  },
+]
+
+/**
+ * The CPU matrix: host CPU per activation, serial on one connection, a fixed number of activations
+ * after a warm-up, with busy-poll off (what the work itself costs), for each protocol version; and
+ * V6 once more with the host's default busy-poll, to show what the spin adds.
+ */
+export const CPU_SHAPES = [
+  ...[4, 5, 6].map((v) => ({
+    name: `cpu-v${v}`,
+    what: `V${v}, 1 connection, serial, busy-poll off, ${CPU_REQUESTS} activations`,
+    args: ['-c', '1', '--protocol', String(v), '-n', String(CPU_REQUESTS)],
+    hostArgs: ['--busy-poll', '0'],
+    fixed: true,
+    warmHost: ['-c', '1', '-n', '5000', '--protocol', String(v)],
+  })),
+  {
+    name: 'cpu-v6-bp',
+    what: `V6, 1 connection, serial, default busy-poll, ${CPU_REQUESTS} activations`,
+    args: ['-c', '1', '--protocol', '6', '-n', String(CPU_REQUESTS)],
+    hostArgs: [],
+    fixed: true,
+    warmHost: ['-c', '1', '-n', '5000', '--protocol', '6'],
   },
 ]
 
@@ -105,8 +133,8 @@ function cpuAt(samples, t) {
  * Spawns `node [the script's #! flags] script ...` with a raised open-file limit (the idle shape
  * needs 10,000 sockets on each side): a child runs as the installed `kmslab` command would.
  */
-function spawnNode(args) {
-  const flags = args[0]?.endsWith('.js') ? shebangNodeFlags(args[0]) : []
+function spawnNode(args, nodeFlags = []) {
+  const flags = [...(args[0]?.endsWith('.js') ? shebangNodeFlags(args[0]) : []), ...nodeFlags]
   return spawn(
     'sh',
     ['-c', 'ulimit -n 65536 2>/dev/null || true; exec "$0" "$@"', process.execPath, ...flags, ...args],
@@ -137,20 +165,33 @@ function benchArgs(args) {
   return ['--input-type=module', '-e', script, ...args]
 }
 
-async function startHost(state) {
-  const child = spawnNode([
-    HOST_BIN,
-    'serve',
-    '--quiet',
-    '--listen',
-    '127.0.0.1:0',
-    '--state',
-    state,
-    '--max-connections',
-    '20000',
-    '--idle-timeout',
-    '60',
-  ])
+async function startHost(state, hostArgs = [], profName = 'host') {
+  const prof = CPU_PROF_DIR
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        CPU_PROF_DIR,
+        '--cpu-prof-name',
+        `${profName}-${Date.now()}.cpuprofile`,
+      ]
+    : []
+  const child = spawnNode(
+    [
+      HOST_BIN,
+      'serve',
+      '--quiet',
+      '--listen',
+      '127.0.0.1:0',
+      '--state',
+      state,
+      '--max-connections',
+      '20000',
+      '--idle-timeout',
+      '60',
+      ...hostArgs,
+    ],
+    prof,
+  )
   const io = collect(child)
   const exited = new Promise((r) => child.on('exit', (code, signal) => r(code ?? signal)))
   const port = await new Promise((resolve, reject) => {
@@ -221,10 +262,18 @@ async function runShape(stateName, shape, rate, log) {
   const load = [loadavg()[0]]
   for (let i = 0; i < RUNS; i++) {
     const dir = stateName === 'sqlite' ? mkdtempSync(join(tmpdir(), 'kmslab-bench-')) : null
-    const host = await startHost(dir ? join(dir, 'state.db') : 'memory')
+    const host = await startHost(
+      dir ? join(dir, 'state.db') : 'memory',
+      shape.hostArgs,
+      `${stateName}-${shape.name}-run${i + 1}`,
+    )
     try {
       // an open loop holds a fresh host's JIT warm-up against it as a backlog: warm the host first
-      if (shape.warmHost) await runBench(host, ['-c', '4', '-d', '1', '--warmup', '0'])
+      if (shape.warmHost)
+        await runBench(
+          host,
+          Array.isArray(shape.warmHost) ? shape.warmHost : ['-c', '4', '-d', '1', '--warmup', '0'],
+        )
       const args = shape.fixed
         ? [...shape.args]
         : [...shape.args, '-d', String(DURATION), '--warmup', String(WARMUP)]
@@ -286,6 +335,25 @@ async function runShape(stateName, shape, rate, log) {
   }
   log?.(row)
   return row
+}
+
+/** The CPU matrix for each state (rows as run() gives them). */
+export async function runCpu({ log } = {}) {
+  const states = (process.env.KMSLAB_BENCH_STATES ?? 'memory,sqlite').split(',')
+  const rows = []
+  for (const state of states)
+    for (const shape of CPU_SHAPES) rows.push(await runShape(state, shape, undefined, log))
+  return rows
+}
+
+/** One line per state: host CPU µs per activation of each CPU-matrix shape. */
+export function cpuSummary(rows) {
+  const states = [...new Set(rows.map((r) => r.state))]
+  return states.map((state) => {
+    const cell = (name) =>
+      rows.find((r) => r.state === state && r.shape === name)?.hostCpuUsPerActivation ?? '-'
+    return `host CPU µs/activation, ${state.padEnd(6)} (serial, busy-poll off): V4 ${cell('cpu-v4')}  V5 ${cell('cpu-v5')}  V6 ${cell('cpu-v6')};  V6 with default busy-poll ${cell('cpu-v6-bp')}`
+  })
 }
 
 /** Runs every shape for each state; returns the rows (medians, with every run in `samples`). */

@@ -36,6 +36,8 @@ function row(i) {
     protocol: '6.0',
     vm: false,
     licenseStatus: 2,
+    clientTime: T0,
+    graceMinutes: 43200,
     epid: '03612-00206-556-123727-03-1033-17763.0000-2972018',
     rules: [],
   }

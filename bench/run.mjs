@@ -3,13 +3,36 @@
 // and the catalogue, then the end-to-end shapes (bench/e2e.mjs: `kmslab serve` driven by
 // `kmslab bench`). Prints the tables and the issue's targets, and writes everything as JSON to
 // bench/results/ (git-ignored): bench-<time>.json and latest.json.
-// KMSLAB_BENCH_ONLY=micro|e2e runs one half; e2e.mjs documents its own environment variables.
+// The host's CPU per activation (serial, V4/V5/V6, memory and SQLite state) ends the run as one
+// summary line per state.
+// Switches (`npm run bench -- SWITCH`):
+//   --only micro|e2e|cpu   one part (also KMSLAB_BENCH_ONLY): the micro-benchmarks, the end-to-end
+//                          shapes, or only the CPU-per-activation matrix
+//   --cpu-prof[=DIR]       every host started writes its V8 .cpuprofile into DIR (default
+//                          bench/results/cpuprofile/), for Chrome DevTools or speedscope
+// e2e.mjs documents its own environment variables.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
+import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 
 const MICRO = ['micro-crypto', 'micro-kms', 'micro-store', 'micro-capture', 'micro-catalog']
-const only = process.env.KMSLAB_BENCH_ONLY
+const { values: argv } = parseArgs({
+  options: { only: { type: 'string' }, 'cpu-prof': { type: 'string' } },
+  args: process.argv.slice(2).map((a) => (a === '--cpu-prof' ? '--cpu-prof=' : a)),
+})
+const only = argv.only ?? process.env.KMSLAB_BENCH_ONLY
+if (only !== undefined && !['micro', 'e2e', 'cpu'].includes(only)) {
+  console.error(`bench: --only takes micro, e2e or cpu, got ${JSON.stringify(only)}`)
+  process.exit(64)
+}
+if (argv['cpu-prof'] !== undefined) {
+  const dir = argv['cpu-prof'] || fileURLToPath(new URL('./results/cpuprofile/', import.meta.url))
+  mkdirSync(dir, { recursive: true })
+  // read by e2e.mjs as it starts each host
+  process.env.KMSLAB_BENCH_CPU_PROF = resolve(dir)
+}
 
 const t0 = performance.now()
 const load = [loadavg()[0]]
@@ -18,6 +41,7 @@ const result = {
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', node: process.version },
   micro: {},
   e2e: null,
+  cpu: null,
   targets: [],
 }
 
@@ -32,7 +56,7 @@ function microLine(r) {
   return `  ${r.name.padEnd(64)} ${value.toLocaleString('en-US').padStart(14)} ${r.unit}${target}`
 }
 
-if (only !== 'e2e') {
+if (only === undefined || only === 'micro') {
   for (const name of MICRO) {
     const started = performance.now()
     const rows = await (await import(`./${name}.mjs`)).run()
@@ -47,18 +71,18 @@ if (only !== 'e2e') {
   }
 }
 
-if (only !== 'micro') {
-  const e2e = await import('./e2e.mjs')
+const e2e = only === 'micro' ? null : await import('./e2e.mjs')
+const logRow = (r) => {
+  load.push(r.loadAvg1m.max)
+  const errors = r.errors > 0 ? `, errors ${JSON.stringify(r.errorsByKind)}` : ''
+  console.log(`  ${r.state} ${r.shape}: ${r.activationsPerSec?.toLocaleString('en-US')}/s${errors}`)
+}
+
+if (only === undefined || only === 'e2e') {
   console.log(
     '\nend to end: kmslab serve driven by kmslab bench (median of runs; host and bench share the CPUs)',
   )
-  const rows = await e2e.run({
-    log: (r) => {
-      load.push(r.loadAvg1m.max)
-      const errors = r.errors > 0 ? `, errors ${JSON.stringify(r.errorsByKind)}` : ''
-      console.log(`  ${r.state} ${r.shape}: ${r.activationsPerSec?.toLocaleString('en-US')}/s${errors}`)
-    },
-  })
+  const rows = await e2e.run({ log: logRow })
   result.e2e = rows
   console.log(`\n${e2e.table(rows)}`)
   for (const j of e2e.judge(rows)) {
@@ -67,6 +91,18 @@ if (only !== 'micro') {
     console.log(`  ${j.ok ? 'ok  ' : 'MISS'} ${j.state} ${j.shape}: ${j.metric} ${j.value} (target ${bound})`)
   }
 }
+
+if (e2e) {
+  console.log(
+    '\nhost CPU per activation: serial, 1 connection, a fixed number of activations after a warm-up',
+  )
+  const rows = await e2e.runCpu({ log: logRow })
+  result.cpu = rows
+  console.log(`\n${e2e.table(rows)}\n`)
+  for (const line of e2e.cpuSummary(rows)) console.log(line)
+}
+if (process.env.KMSLAB_BENCH_CPU_PROF)
+  console.log(`host .cpuprofile files in ${process.env.KMSLAB_BENCH_CPU_PROF}`)
 
 load.push(loadavg()[0])
 result.loadAvg1m = { min: Math.min(...load), max: Math.max(...load) }

@@ -45,7 +45,7 @@ export {
   RpcError,
   type RpcErrorKind,
 } from './client/errors.js'
-export type { RequestOverride } from './client/request.js'
+export type { RequestOverride } from './client/types.js'
 export { CryptoError } from './crypto/errors.js'
 export { cryptoRandom, type RandomSource, seededRandom } from './crypto/random.js'
 // Typed errors: every error kmslab throws on purpose is a KmslabError

@@ -60,7 +60,10 @@ t.test('cutRpcPdus: what stops the cut', async (t) => {
   })
   const short = rpcPdu(0, 1, 0)
   short[8] = 8
-  t.same(cutRpcPdus(short).rest, { offset: 0, reason: 'not DCE-RPC: frag_length 8 < 16' })
+  t.same(cutRpcPdus(short).rest, {
+    offset: 0,
+    reason: 'not DCE-RPC: frag_length 8 is shorter than the header',
+  })
   t.same(cutRpcPdus(concat(bind, bind.subarray(0, 20))).pdus.length, 1)
 })
 

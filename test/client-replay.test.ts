@@ -4,7 +4,7 @@
 // send exactly the captured PDUs and accept (or reject) the answers as vlmcs did.
 import t, { type Test } from 'tap'
 import { activate, CLOSED_WARNING } from '../src/client/activate.js'
-import type { RequestOverride } from '../src/client/request.js'
+import type { RequestOverride } from '../src/client/types.js'
 import { cbcDecrypt } from '../src/crypto/cbc.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { cipherForMajor, decodeKmsRequest } from '../src/kms/request.js'

@@ -7,7 +7,7 @@ import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
 import type { CallHandler, CallOutcome, KmsCall } from '../server/types.js'
 import type { CountAsk, Recorded, Recorder } from '../store/recorder.js'
 import type { HistoryRow } from '../store/types.js'
-import { NULL_GUID } from '../wire/bytes.js'
+import { dateFromFiletime, NULL_GUID } from '../wire/bytes.js'
 import { type CompiledRule, matchRequestRule } from './rules.js'
 import type { ActivationRecord, RequestOutcome } from './types.js'
 
@@ -202,6 +202,8 @@ function makeRecord(
     protocol: `${request.major}.${request.minor}`,
     vm: (base?.isClientVm ?? 0) !== 0,
     licenseStatus: base?.licenseStatus ?? 0,
+    clientTime: base ? finiteOrNull(dateFromFiletime(base.requestTime).getTime()) : null,
+    graceMinutes: base?.graceTime ?? null,
     epid: d.epid,
     rules: rule ? [rule.name] : [],
     connectionId: conn.id,
@@ -235,7 +237,11 @@ export function toHistoryRow(r: HistoryRow): HistoryRow {
     protocol: r.protocol,
     vm: r.vm,
     licenseStatus: r.licenseStatus,
+    clientTime: r.clientTime,
+    graceMinutes: r.graceMinutes,
     epid: r.epid,
     rules: [...r.rules],
   }
 }
+
+const finiteOrNull = (n: number): number | null => (Number.isFinite(n) ? n : null)

@@ -1,9 +1,6 @@
-/**
- * Cuts one direction of a reassembled TCP stream into connection-oriented DCE-RPC PDUs by their
- * common header (§1.2, §1.14): `rpc_vers` (u8 at 0) must be 5 and `frag_length` (u16 LE at 8)
- * at least 16. The two fields are read here directly so this layer does not depend on the
- * wire parsers; everything else about a PDU is left to them.
- */
+// Cuts one direction of a reassembled TCP stream into connection-oriented DCE-RPC PDUs by the one
+// frame check of the wire layer (§1.2, §1.14); everything else about a PDU is left to the parsers.
+import { checkRpcFrame, type FrameLimits } from '../wire/rpc.js'
 
 export interface StreamPdu {
   /** Offset of the PDU in the stream. */
@@ -24,33 +21,43 @@ export interface CutPdus {
   rest: StreamRest | null
 }
 
-const RPC_VERS = 5
-const HEADER = 16
-const FRAG_LENGTH = 8
+/**
+ * rpc_vers 4 is the connectionless protocol's number, which a confused client may put in a
+ * connection-oriented header; any other first byte is taken for garbage.
+ */
+const FRAME_LIMITS: FrameLimits = { otherVersions: [4] }
 
+/**
+ * A PDU whose header has rpc_vers 4 (vlmcsd neither checks nor corrects it, and echoes it)
+ * is cut all the same: the layout is the same, and a research decoder decodes what was exchanged
+ * (the decoder names the version as a finding).
+ */
 export function cutRpcPdus(data: Uint8Array): CutPdus {
   const pdus: StreamPdu[] = []
   let off = 0
   while (off < data.length) {
     const left = data.length - off
-    if (data[off] !== RPC_VERS) {
-      return { pdus, rest: { offset: off, reason: `not DCE-RPC: first byte 0x${hex2(data[off])}` } }
+    const frame = checkRpcFrame(data, off, data.length, FRAME_LIMITS)
+    const rest = (reason: string): CutPdus => ({ pdus, rest: { offset: off, reason } })
+    switch (frame.verdict) {
+      case 'not-rpc':
+        return rest(
+          frame.offset === 0
+            ? `not DCE-RPC: first byte 0x${hex2(data[off])}`
+            : `not DCE-RPC: ${frame.reason}`,
+        )
+      case 'need-more':
+        return rest(
+          frame.length === 0
+            ? `truncated PDU: ${left} header bytes, 16 needed`
+            : `truncated PDU: header says ${frame.length} bytes, ${left} remain`,
+        )
+      case 'other-version':
+        if (!frame.whole) return rest(`truncated PDU: header says ${frame.length} bytes, ${left} remain`)
+        break
     }
-    if (left < FRAG_LENGTH + 2) {
-      return { pdus, rest: { offset: off, reason: `truncated PDU: ${left} header bytes, 16 needed` } }
-    }
-    const fragLength = data[off + FRAG_LENGTH] | (data[off + FRAG_LENGTH + 1] << 8)
-    if (fragLength < HEADER) {
-      return { pdus, rest: { offset: off, reason: `not DCE-RPC: frag_length ${fragLength} < 16` } }
-    }
-    if (fragLength > left) {
-      return {
-        pdus,
-        rest: { offset: off, reason: `truncated PDU: header says ${fragLength} bytes, ${left} remain` },
-      }
-    }
-    pdus.push({ offset: off, bytes: data.subarray(off, off + fragLength) })
-    off += fragLength
+    pdus.push({ offset: off, bytes: data.subarray(off, off + frame.length) })
+    off += frame.length
   }
   return { pdus, rest: null }
 }

@@ -4,78 +4,150 @@ import { parseTarget, systemResolver } from '../client/discover.js'
 import { formatResult, progressLine, resultRecord } from '../client/text.js'
 import { ConfigError, UsageError } from '../errors.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { formatHelp } from './help.js'
 
 const VERB = 'activate'
 const U32 = 0xffffffff
 
+const PRODUCT = 'Product (default: Windows 11 Enterprise)'
+const REQUEST = 'Request'
+const RPC = 'RPC'
+const OUTPUT = 'Output'
+
 const OPTIONS = {
-  product: { type: 'string', short: 'l' },
-  app: { type: 'string' },
-  sku: { type: 'string' },
-  kms: { type: 'string' },
-  products: { type: 'string' },
-  protocol: { type: 'string' },
-  cmid: { type: 'string' },
-  'previous-cmid': { type: 'string' },
-  workstation: { type: 'string' },
-  'required-count': { type: 'string' },
-  vm: { type: 'boolean' },
-  'license-status': { type: 'string' },
-  'grace-minutes': { type: 'string' },
-  time: { type: 'string' },
-  'no-ndr64': { type: 'boolean' },
-  'no-btfn': { type: 'boolean' },
-  'no-multiplex': { type: 'boolean' },
-  requests: { type: 'string', short: 'n' },
-  'new-connection': { type: 'boolean' },
-  charge: { type: 'boolean' },
-  timeout: { type: 'string' },
-  'dns-server': { type: 'string' },
-  verbose: { type: 'boolean', short: 'v' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  product: {
+    type: 'string',
+    short: 'l',
+    arg: 'NAME',
+    section: PRODUCT,
+    help: 'a catalogue product: name, alias, SKU id or GVLK (kmslab products)',
+  },
+  app: { type: 'string', arg: 'GUID', section: PRODUCT, help: 'raw application id' },
+  sku: { type: 'string', arg: 'GUID', section: PRODUCT, help: 'raw SKU (activation) id' },
+  kms: { type: 'string', arg: 'GUID', section: PRODUCT, help: 'raw KMS counted id' },
+  products: {
+    type: 'string',
+    arg: 'FILE',
+    section: PRODUCT,
+    help: 'lay FILE over the product catalogue (as kmslab products)',
+  },
+  protocol: {
+    type: 'string',
+    arg: '4|5|6',
+    section: REQUEST,
+    help: "KMS protocol version (default: the product's)",
+  },
+  cmid: {
+    type: 'string',
+    arg: 'GUID',
+    section: REQUEST,
+    help: 'client machine id (default: a random v4 UUID per request)',
+  },
+  'previous-cmid': {
+    type: 'string',
+    arg: 'GUID',
+    section: REQUEST,
+    help: 'previous client machine id (default: all zero)',
+  },
+  workstation: {
+    type: 'string',
+    arg: 'NAME',
+    section: REQUEST,
+    help: 'workstation name (default: a random plausible DNS name)',
+  },
+  'required-count': {
+    type: 'string',
+    arg: 'N',
+    section: REQUEST,
+    help: "N count policy (default: the product's, 25 / 5 / 5)",
+  },
+  vm: { type: 'boolean', section: REQUEST, help: 'claim to be a virtual machine' },
+  'license-status': {
+    type: 'string',
+    arg: 'N',
+    section: REQUEST,
+    help: 'licensing status (default 2, OOB grace)',
+  },
+  'grace-minutes': {
+    type: 'string',
+    arg: 'N',
+    section: REQUEST,
+    help: 'remaining grace time in minutes (default 43200)',
+  },
+  time: {
+    type: 'string',
+    arg: 'ISO',
+    section: REQUEST,
+    help: "request time, e.g. 2026-01-01T00:00:00Z (probe a host's clock check)",
+  },
+  'no-ndr64': { type: 'boolean', section: RPC, help: 'do not offer NDR64' },
+  'no-btfn': { type: 'boolean', section: RPC, help: 'do not offer bind-time feature negotiation' },
+  'no-multiplex': { type: 'boolean', section: RPC, help: 'bind without PFC_CONC_MPX' },
+  requests: {
+    type: 'string',
+    short: 'n',
+    arg: 'N',
+    section: RPC,
+    help: 'requests to send over one connection (default 1)',
+  },
+  'new-connection': {
+    type: 'boolean',
+    section: RPC,
+    help: 'a new TCP connection (and bind) for each request',
+  },
+  charge: {
+    type: 'boolean',
+    section: RPC,
+    help:
+      "new CMIDs until the host counts the product's threshold (at most --requests, default twice " +
+      'the threshold); progress on stderr',
+  },
+  timeout: {
+    type: 'string',
+    arg: 'T',
+    section: RPC,
+    help: 'for the connection and each answer: 10s, 2.5s, 500ms or plain milliseconds (default 10s)',
+  },
+  'dns-server': {
+    type: 'string',
+    arg: 'HOST[:PORT]',
+    section: RPC,
+    help: "DNS server for .DOMAIN (default: the system's)",
+  },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    section: OUTPUT,
+    help: 'every field of each request and answer, like vlmcs -v',
+  },
+  json: {
+    type: 'boolean',
+    section: OUTPUT,
+    help:
+      'one JSON object per request on stdout: host, request, response, verdict, warnings, error ' +
+      '(request/response as kmslab decode --json)',
+  },
+  help: { type: 'boolean', short: 'h', section: OUTPUT, help: 'this help' },
 } satisfies OptionSpec
 
-const HELP = `Usage: kmslab activate [HOST[:PORT] | [IPV6]:PORT | .DOMAIN] [options]
-
-Sends KMS activation requests to a host (default 127.0.0.1:1688) the way vlmcs does and checks
+const HELP = formatHelp(
+  {
+    usage: 'kmslab activate [HOST[:PORT] | [IPV6]:PORT | .DOMAIN] [options]',
+    intro: `Sends KMS activation requests to a host (default 127.0.0.1:1688) the way vlmcs does and checks
 every answer: RPC framing, NDR, the KMS cryptography (hash, HMAC, IV rules, XorSalts) and echoes.
-.DOMAIN finds hosts through the _vlmcs._tcp.DOMAIN SRV record (priority, then weight order).
-
-Product (default: Windows 11 Enterprise)
-  -l, --product NAME       a catalogue product: name, alias, SKU id or GVLK (kmslab products)
-  --app GUID --sku GUID --kms GUID
-                           raw application / SKU (activation) / KMS counted ids
-  --products FILE          lay FILE over the product catalogue (as kmslab products)
-Request
-  --protocol 4|5|6         KMS protocol version (default: the product's)
-  --cmid GUID              client machine id (default: a random v4 UUID per request)
-  --previous-cmid GUID     previous client machine id (default: all zero)
-  --workstation NAME       workstation name (default: a random plausible DNS name)
-  --required-count N       N count policy (default: the product's, 25 / 5 / 5)
-  --vm                     claim to be a virtual machine
-  --license-status N       licensing status (default 2, OOB grace)
-  --grace-minutes N        remaining grace time in minutes (default 43200)
-  --time ISO               request time, e.g. 2026-01-01T00:00:00Z (probe a host's clock check)
-RPC
-  --no-ndr64 --no-btfn     do not offer NDR64 / bind-time feature negotiation
-  --no-multiplex           bind without PFC_CONC_MPX
-  -n, --requests N         requests to send over one connection (default 1)
-  --new-connection         a new TCP connection (and bind) for each request
-  --charge                 new CMIDs until the host counts the product's threshold (at most
-                           --requests, default twice the threshold); progress on stderr
-  --timeout T              for the connection and each answer: 10s, 2.5s, 500ms or plain
-                           milliseconds (default 10s)
-  --dns-server HOST[:PORT] DNS server for .DOMAIN (default: the system's)
-Output
-  -v, --verbose            every field of each request and answer, like vlmcs -v
-  --json                   one JSON object per request on stdout: host, request, response,
-                           verdict, warnings, error (request/response as kmslab decode --json)
-
-Exit codes: 0 every request activated, 2 count below the required count (0xC004F038),
-3 host refused (HRESULT), 4 an answer failed verification, 5 connection, DNS or RPC failure,
-64 usage error or unusable products file. When requests end differently the highest wins.
-`
+.DOMAIN finds hosts through the _vlmcs._tcp.DOMAIN SRV record (priority, then weight order).`,
+    exitCodes: [
+      [0, 'every request activated'],
+      [2, 'count below the required count (0xC004F038)'],
+      [3, 'host refused (HRESULT)'],
+      [4, 'an answer failed verification'],
+      [5, 'connection, DNS or RPC failure'],
+      [64, 'usage error or unusable products file'],
+    ],
+    exitNote: 'When requests end differently the highest wins.',
+  },
+  OPTIONS,
+)
 
 function parseTimeout(text: string | undefined): number | undefined {
   if (text === undefined) return undefined
@@ -182,6 +254,7 @@ export const activateVerb: Verb = {
   name: VERB,
   summary: 'activate against a KMS host as a verifying client (test, charge, probe)',
   help: HELP,
+  options: OPTIONS,
   async run(argv, io) {
     try {
       return await run(argv, io)

@@ -76,6 +76,9 @@ export const processIo: CliIo = {
 export interface Verb {
   name: string
   summary: string
+  /** generated from `options` and the verb's HelpText (formatHelp) */
   help: string
+  /** the parser's table, which --help lists row by row */
+  options?: OptionSpec
   run(argv: string[], io: CliIo): Promise<number>
 }

@@ -1,66 +1,116 @@
-import { defaultCatalog } from '../catalog/index.js'
-import { type BenchProgress, type BenchReport, runBench } from '../client/bench.js'
-import type { BenchBind } from '../client/bench-conn.js'
-import { DEFAULT_PRODUCT, findProduct } from '../client/product.js'
+import { DEFAULT_PRODUCT, defaultCatalog, findProduct } from '../catalog/index.js'
 import { UsageError } from '../errors.js'
+import { type BenchProgress, type BenchReport, runBench } from '../load/bench.js'
+import type { BenchBind } from '../load/connection.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { formatHelp } from './help.js'
+
+const LOAD = 'Load'
+const SENT = 'What is sent'
+const OUTPUT = 'Output'
 
 const OPTIONS = {
-  connections: { type: 'string', short: 'c' },
-  requests: { type: 'string', short: 'n' },
-  duration: { type: 'string', short: 'd' },
-  rate: { type: 'string' },
-  'new-connection': { type: 'boolean' },
-  protocol: { type: 'string' },
-  product: { type: 'string' },
-  bind: { type: 'string' },
-  warmup: { type: 'string' },
-  timeout: { type: 'string' },
-  'busy-poll': { type: 'boolean' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
+  connections: {
+    type: 'string',
+    short: 'c',
+    arg: 'N',
+    section: LOAD,
+    help:
+      'concurrent connections, each with one request in flight (default 1);\n' +
+      'with --new-connection: activations in progress at once',
+  },
+  requests: { type: 'string', short: 'n', arg: 'M', section: LOAD, help: 'activations to measure in total' },
+  duration: {
+    type: 'string',
+    short: 'd',
+    arg: 'S',
+    section: LOAD,
+    help: 'seconds to measure (default 10 when --requests is not given)',
+  },
+  rate: {
+    type: 'string',
+    arg: 'R',
+    section: LOAD,
+    help:
+      "open loop: R activations/s spread over the connections; latency counts from each request's " +
+      'scheduled time, so queueing is not hidden',
+  },
+  'new-connection': {
+    type: 'boolean',
+    section: LOAD,
+    help: 'connect, bind, request and close for every activation (latency then counts from the connect)',
+  },
+  warmup: {
+    type: 'string',
+    arg: 'S',
+    section: LOAD,
+    help: 'seconds of load before measuring, not counted (default 1 with --duration, 0 with --requests)',
+  },
+  timeout: {
+    type: 'string',
+    arg: 'MS',
+    section: LOAD,
+    help: 'for a connect, a bind and each answer (default 5000)',
+  },
+  'busy-poll': {
+    type: 'boolean',
+    section: LOAD,
+    help:
+      "spin while requests are in flight instead of sleeping, so the bench's own wake-up latency " +
+      'does not count against the host; takes a whole core, so use it only when one is free for ' +
+      'the bench (1 connection)',
+  },
+  protocol: {
+    type: 'string',
+    arg: '4|5|6',
+    section: SENT,
+    help: "KMS protocol version (default: the product's, 6 for Windows 10/11)",
+  },
+  product: {
+    type: 'string',
+    arg: 'NAME',
+    section: SENT,
+    help: `catalogue product (default "${DEFAULT_PRODUCT}")`,
+  },
+  bind: {
+    type: 'string',
+    arg: 'ndr32|vlmcs',
+    section: SENT,
+    help:
+      'ndr32 (default): one NDR32 context, which every host accepts;\n' +
+      'vlmcs: NDR32 + NDR64 + BTFN contexts like vlmcs, requests then go on NDR64 when the host ' +
+      'accepts it (no ALTER_CONTEXT is sent)',
+  },
+  json: {
+    type: 'boolean',
+    section: OUTPUT,
+    help: 'the summary as one JSON object on stdout (nothing else there)',
+  },
+  quiet: { type: 'boolean', short: 'q', section: OUTPUT, help: 'no progress line' },
+  help: { type: 'boolean', short: 'h', section: OUTPUT, help: 'this help' },
 } satisfies OptionSpec
 
-const HELP = `Usage: kmslab bench HOST[:PORT] [options]
-
-Drives a KMS host (kmslab, vlmcsd, a genuine one in a lab) with activations and measures how many
+const HELP = formatHelp(
+  {
+    usage: 'kmslab bench HOST[:PORT] [options]',
+    intro: `Drives a KMS host (kmslab, vlmcsd, a genuine one in a lab) with activations and measures how many
 it answers per second, how fast, and what went wrong. Every answer is verified with every check
 a client makes (HMAC, hash, IV rule, echoes, ePID); failures are counted by kind, never dropped.
-Each activation carries a new client machine id, so a host's counter sees a new client each time.
-
-Load:
-  -c, --connections N    concurrent connections, each with one request in flight (default 1);
-                         with --new-connection: activations in progress at once
-  -n, --requests M       activations to measure in total
-  -d, --duration S       seconds to measure (default 10 when --requests is not given)
-  --rate R               open loop: R activations/s spread over the connections; latency counts
-                         from each request's scheduled time, so queueing is not hidden
-  --new-connection       connect, bind, request and close for every activation (latency then
-                         counts from the connect)
-  --warmup S             seconds of load before measuring, not counted (default 1 with
-                         --duration, 0 with --requests)
-  --timeout MS           for a connect, a bind and each answer (default 5000)
-  --busy-poll            spin while requests are in flight instead of sleeping, so the bench's
-                         own wake-up latency does not count against the host; takes a whole
-                         core, so use it only when one is free for the bench (1 connection)
-
-What is sent:
-  --protocol 4|5|6       KMS protocol version (default: the product's, 6 for Windows 10/11)
-  --product NAME         catalogue product (default "${DEFAULT_PRODUCT}")
-  --bind ndr32|vlmcs     ndr32 (default): one NDR32 context, which every host accepts;
-                         vlmcs: NDR32 + NDR64 + BTFN contexts like vlmcs, requests then go on
-                         NDR64 when the host accepts it (no ALTER_CONTEXT is sent)
-
-Output:
-  a live progress line on stderr when it is a terminal; at the end activations/s, latency
-  p50/p90/p99/max and errors by kind
-  --json                 the summary as one JSON object on stdout (nothing else there)
-  -q, --quiet            no progress line
-
-Connections are opened and bound before the clock starts (except with --new-connection).
-Exit codes: 0 the run completed and at least one answer verified (errors, if any, are in the
-summary), 1 no answer verified (host down, every request failed), 64 usage error.
-`
+Each activation carries a new client machine id, so a host's counter sees a new client each time.`,
+    sectionNotes: {
+      [OUTPUT]:
+        'a live progress line on stderr when it is a terminal; at the end activations/s, latency ' +
+        'p50/p90/p99/max and errors by kind',
+    },
+    notes: 'Connections are opened and bound before the clock starts (except with --new-connection).',
+    exitCodes: [
+      [0, 'the run completed and at least one answer verified (errors, if any, are in the summary)'],
+      [1, 'no answer verified (host down, every request failed)'],
+      [64, 'usage error'],
+    ],
+  },
+  OPTIONS,
+)
 
 function positive(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined
@@ -182,5 +232,6 @@ export const benchVerb: Verb = {
   name: 'bench',
   summary: 'measure a KMS host: verified activations per second, latency, errors',
   help: HELP,
+  options: OPTIONS,
   run: runBenchVerb,
 }

@@ -4,39 +4,52 @@ import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
 import { KmslabError, UsageError } from '../errors.js'
 import { type CliIo, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatCaptureHeader, formatExchange } from './decode-text.js'
+import { formatHelp } from './help.js'
 
 const OPTIONS = {
-  json: { type: 'boolean' },
-  products: { type: 'string' },
+  json: {
+    type: 'boolean',
+    help:
+      'one JSON object per exchange per line on stdout, nothing else; progress and problems go to ' +
+      'stderr. Keys: file, client, server ("[::1]:16880" for IPv6), callId, transferSyntax ' +
+      '("ndr32" | "ndr64"), request {version, vm, licenseStatus, graceMinutes, appId, skuId, kmsId, ' +
+      'cmid, previousCmid, requiredCount, clientTime, workstation, verified} or null, response ' +
+      '{hresult (number, 0 = answer), version, epid, hwid (V6 only), cmid, clientTime, currentCount, ' +
+      'activationInterval, renewalInterval, verified} or null, errors (the findings), and connection, ' +
+      'contextId, opnum, wireVersion, requestFrame, responseFrame, time, products {app, sku, kms}. ' +
+      '"verified" means the cryptographic and echo checks passed, nothing else.',
+  },
+  products: {
+    type: 'string',
+    arg: 'FILE',
+    help: 'lay FILE (same schema as data/products.json) over the catalogue for names',
+  },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
 } satisfies OptionSpec
 
-const HELP = `Usage: kmslab decode [--json] [--products FILE] CAPTURE...
-
-Prints every KMS exchange found in pcap or pcapng captures (tcpdump, Wireshark, dumpcap):
+const HELP = formatHelp(
+  {
+    usage: 'kmslab decode [--json] [--products FILE] CAPTURE...',
+    intro: `Prints every KMS exchange found in pcap or pcapng captures (tcpdump, Wireshark, dumpcap):
 each TCP connection is reassembled, its DCE-RPC calls are paired (BIND / ALTER_CONTEXT contexts,
 REQUEST with RESPONSE or FAULT by call id), and each KMS request and answer is decrypted and
 verified (V4 MAC; V5/V6 padding, hash, IV rules; V6 XorSalts and HMAC; CMID and time echoes).
 Any port is recognised. Whatever the bytes allow is decoded; anything unusual (RPC version,
 opnum, KMS version, sizes, failed checks, FAULTs, unanswered requests, non-RPC bytes) is listed
-as a finding of its exchange, or of its TCP connection when it carried no exchange.
-
-  CAPTURE          a .pcap or .pcapng file; several may be given
-  --json           one JSON object per exchange per line on stdout, nothing else; progress and
-                   problems go to stderr. Keys: file, client, server ("[::1]:16880" for IPv6),
-                   callId, transferSyntax ("ndr32" | "ndr64"), request {version, vm,
-                   licenseStatus, graceMinutes, appId, skuId, kmsId, cmid, previousCmid,
-                   requiredCount, clientTime, workstation, verified} or null, response {hresult
-                   (number, 0 = answer), version, epid, hwid (V6 only), cmid, clientTime,
-                   currentCount, activationInterval, renewalInterval, verified} or null, errors
-                   (the findings), and connection, contextId, opnum, wireVersion, requestFrame,
-                   responseFrame, time, products {app, sku, kms}. "verified" means the
-                   cryptographic and echo checks passed, nothing else.
-  --products FILE  lay FILE (same schema as data/products.json) over the catalogue for names
-
-Exit codes: 0 every file was read (whatever its exchanges show), 1 a file could not be read or
-is not a capture (one line on stderr naming it; the other files are still decoded), 64 usage
-error, 78 unusable products file.
-`
+as a finding of its exchange, or of its TCP connection when it carried no exchange.`,
+    operands: [{ arg: 'CAPTURE', help: 'a .pcap or .pcapng file; several may be given' }],
+    exitCodes: [
+      [0, 'every file was read (whatever its exchanges show)'],
+      [
+        1,
+        'a file could not be read or is not a capture (one line on stderr naming it; the other files ' +
+          'are still decoded)',
+      ],
+      [64, 'usage error or unusable products file'],
+    ],
+  },
+  OPTIONS,
+)
 
 /** Progress is shown on a terminal only, and only when the work is long. */
 const MANY_FILES = 8
@@ -62,6 +75,7 @@ export const decodeVerb: Verb = {
   name: 'decode',
   summary: 'decode, decrypt and verify every KMS exchange in pcap/pcapng captures',
   help: HELP,
+  options: OPTIONS,
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals: files } = parseCliArgs('decode', argv, OPTIONS)
     if (files.length === 0)

@@ -1,26 +1,46 @@
 import { type Catalog, defaultCatalog, loadCatalog, normalizeGuid, type Sku } from '../catalog/index.js'
 import { type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { formatHelp } from './help.js'
 
 const OPTIONS = {
-  json: { type: 'boolean' },
-  products: { type: 'string' },
+  json: {
+    type: 'boolean',
+    help:
+      'one JSON object per SKU per line (skuId, name, aliases, gvlk, appId, kmsId, family, ' +
+      'requiredCount, defaultProtocol, retail, preview, epidFamily, ...)',
+  },
+  products: {
+    type: 'string',
+    arg: 'FILE',
+    help:
+      'lay FILE (same schema as the shipped data/products.json) over the catalogue: entries with a ' +
+      'known id replace it, new ones are added',
+  },
+  help: { type: 'boolean', short: 'h', help: 'this help' },
 } satisfies OptionSpec
 
-const HELP = `Usage: kmslab products [--json] [--products FILE] [SEARCH...]
-
-Lists the Windows and Office products (SKUs) kmslab knows: SKU id, GVLK, product family,
-activation threshold (N: clients the KMS host must count), default protocol version (V) and name.
-
-  SEARCH           words looked up in names and aliases, any case: "win11 pro", "server 2025",
-                   "office 2024"; an exact name, alias, SKU id or GVLK shows just that SKU
-                   (a KMS id or application id lists the SKUs under it)
-  --json           one JSON object per SKU per line (skuId, name, aliases, gvlk, appId, kmsId,
-                   family, requiredCount, defaultProtocol, retail, preview, epidFamily, ...)
-  --products FILE  lay FILE (same schema as the shipped data/products.json) over the catalogue:
-                   entries with a known id replace it, new ones are added
-
-Exit codes: 0 listed, 1 nothing matches, 64 usage error or unusable products file.
-`
+const HELP = formatHelp(
+  {
+    usage: 'kmslab products [--json] [--products FILE] [SEARCH...]',
+    intro: `Lists the Windows and Office products (SKUs) kmslab knows: SKU id, GVLK, product family,
+activation threshold (N: clients the KMS host must count), default protocol version (V) and name.`,
+    operands: [
+      {
+        arg: 'SEARCH',
+        help:
+          'words looked up in names and aliases, any case: "win11 pro", "server 2025", "office 2024"; ' +
+          'an exact name, alias, SKU id or GVLK shows just that SKU (a KMS id or application id lists ' +
+          'the SKUs under it)',
+      },
+    ],
+    exitCodes: [
+      [0, 'listed'],
+      [1, 'nothing matches'],
+      [64, 'usage error or unusable products file'],
+    ],
+  },
+  OPTIONS,
+)
 
 /** What `--json` prints for one SKU: the SKU with its KMS id's policy folded in. */
 export function skuRecord(catalog: Catalog, sku: Sku): Record<string, unknown> {
@@ -69,6 +89,7 @@ export const productsVerb: Verb = {
   name: 'products',
   summary: 'list known products: SKU ids, GVLKs, KMS ids, thresholds, protocol versions',
   help: HELP,
+  options: OPTIONS,
   async run(argv, io) {
     const { values, positionals } = parseCliArgs('products', argv, OPTIONS)
     const catalog =

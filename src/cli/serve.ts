@@ -8,111 +8,215 @@ import { hresultHex } from '../kms/hresult.js'
 import { isLoopback } from '../server/cidr.js'
 import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { formatHelp } from './help.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
 
+const LISTEN = 'Listening and RPC'
+const KMS = 'KMS behaviour'
+const STATE = 'State'
+const OUTPUT = 'Output'
+
 const OPTIONS = {
-  listen: { type: 'string', multiple: true },
+  listen: {
+    type: 'string',
+    multiple: true,
+    arg: 'HOST:PORT',
+    section: LISTEN,
+    help:
+      'address to listen on, repeatable; IPv6 in brackets ([::1]:1688)\n' +
+      '(default 127.0.0.1:1688: loopback unless told otherwise)',
+  },
+  allow: {
+    type: 'string',
+    multiple: true,
+    arg: 'CIDR',
+    section: LISTEN,
+    help: 'only these networks may connect, repeatable; others are closed without a byte sent',
+  },
+  'no-ndr64': {
+    type: 'boolean',
+    section: LISTEN,
+    help: 'accept NDR32 only (like a Windows 7 / Server 2008 R2 host)',
+  },
+  'no-btfn': {
+    type: 'boolean',
+    section: LISTEN,
+    help: 'no bind-time feature negotiation (a pre-Windows 8 runtime: NDR64 off too)',
+  },
+  'idle-timeout': {
+    type: 'string',
+    arg: 'SECONDS',
+    section: LISTEN,
+    help: 'close a connection silent this long (default 30)',
+  },
+  'connection-deadline': {
+    type: 'string',
+    arg: 'SEC',
+    section: LISTEN,
+    help: 'close any connection this old (default 600)',
+  },
+  'max-connections': {
+    type: 'string',
+    arg: 'N',
+    section: LISTEN,
+    help: 'connections over this are closed at once and counted (default 16384)',
+  },
+  disconnect: {
+    type: 'boolean',
+    section: LISTEN,
+    help: 'close each connection after its first answer (like vlmcsd -d)',
+  },
+  'busy-poll': {
+    type: 'string',
+    arg: 'MICROSECONDS',
+    section: LISTEN,
+    help:
+      "after each read, keep polling this long before sleeping, so a busy client's next request " +
+      'needs no wake-up (default 100; 0 turns it off)',
+  },
+  counter: {
+    type: 'string',
+    arg: 'MODE',
+    section: KMS,
+    help:
+      'real (default): genuine counting from an empty pool, so the first 24 Windows clients get ' +
+      '0xC004F038 on their side;\n' +
+      "charged: report max(pool, 2 x required), capped at 50: everyone activates at once (vlmcsd's default);\n" +
+      'fixed:N: report N exactly (a test override)',
+  },
+  strict: {
+    type: 'boolean',
+    section: KMS,
+    help:
+      'refuse unknown or retail KMS ids (0xC004F042) and client clocks more than 4 hours off ' +
+      '(0xC004F06C), like a genuine host',
+  },
+  'activation-interval': {
+    type: 'string',
+    arg: 'T',
+    section: KMS,
+    help: 'minutes, or with m/h/d/w (default 120 = 2h)',
+  },
+  'renewal-interval': {
+    type: 'string',
+    arg: 'T',
+    section: KMS,
+    help: 'minutes, or with m/h/d/w (default 10080 = 7d)',
+  },
+  epid: {
+    type: 'string',
+    multiple: true,
+    arg: 'FAMILY=EPID',
+    section: KMS,
+    help:
+      'override the ePID of a family (windows, office2010, office2013, office2016, office2019, ' +
+      'office2021, office2024), repeatable',
+  },
+  'host-build': {
+    type: 'string',
+    arg: 'N',
+    section: KMS,
+    help: 'Windows build the ePIDs name (chosen at first start otherwise)',
+  },
+  lcid: {
+    type: 'string',
+    arg: 'N',
+    section: KMS,
+    help: 'language id the ePIDs name (chosen at first start otherwise)',
+  },
+  hwid: {
+    type: 'string',
+    arg: 'HEX',
+    section: KMS,
+    help: 'the 16-hex-digit hardware id of V6 answers (random at first start)',
+  },
+  products: {
+    type: 'string',
+    arg: 'FILE',
+    section: KMS,
+    help: 'a products file merged over the built-in catalogue',
+  },
+  rules: {
+    type: 'string',
+    arg: 'FILE',
+    section: KMS,
+    help: 'fault-injection rules (JSON array); SIGHUP re-reads the file',
+  },
+  seed: {
+    type: 'string',
+    arg: 'VALUE',
+    section: KMS,
+    help: 'deterministic mode: every drawn value comes from this seed',
+  },
   state: {
     type: 'string',
     arg: 'PATH|memory|postgres://USER@HOST:PORT/DB',
+    section: STATE,
     help:
       'SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or ~/.local/state/kmslab/state.db); ' +
-      'memory keeps nothing; a postgres:// or postgresql:// URL, or postgres for the PG* environment ' +
-      'variables, shares the state between hosts',
-    section: 'State',
+      'memory keeps nothing; a postgres:// or postgresql:// URL (or postgres alone, for PGHOST, PGPORT, ' +
+      'PGUSER, PGPASSWORD, PGDATABASE) keeps it in PostgreSQL, shared by every host pointed at it',
   },
   'state-wait': {
     type: 'string',
     arg: 'SECONDS',
-    help: 'PostgreSQL state: how long to wait for the database at start before exit 78 (default 10)',
-    section: 'State',
+    section: STATE,
+    help: 'PostgreSQL state: wait this long for the database at start, then exit 78 (default 10)',
   },
-  counter: { type: 'string' },
-  'no-ndr64': { type: 'boolean' },
-  'no-btfn': { type: 'boolean' },
-  strict: { type: 'boolean' },
-  epid: { type: 'string', multiple: true },
-  'host-build': { type: 'string' },
-  lcid: { type: 'string' },
-  hwid: { type: 'string' },
-  'activation-interval': { type: 'string' },
-  'renewal-interval': { type: 'string' },
-  'idle-timeout': { type: 'string' },
-  'busy-poll': { type: 'string' },
-  'connection-deadline': { type: 'string' },
-  'max-connections': { type: 'string' },
-  allow: { type: 'string', multiple: true },
-  'history-days': { type: 'string' },
-  capture: { type: 'string' },
-  products: { type: 'string' },
-  seed: { type: 'string' },
-  rules: { type: 'string' },
-  disconnect: { type: 'boolean' },
-  config: { type: 'string' },
-  'log-format': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  verbose: { type: 'boolean', short: 'v' },
+  'history-days': {
+    type: 'string',
+    arg: 'N',
+    section: STATE,
+    help: 'keep request history this long (default 90)',
+  },
+  capture: {
+    type: 'string',
+    arg: 'FILE.pcap',
+    section: STATE,
+    help: 'record every connection as a classic pcap',
+  },
+  'log-format': {
+    type: 'string',
+    arg: 'text|json',
+    section: OUTPUT,
+    help: 'one line per activation, readable or JSON (default text)',
+  },
+  quiet: { type: 'boolean', short: 'q', section: OUTPUT, help: 'only the banner, warnings and errors' },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    section: OUTPUT,
+    help: 'dump every field of each request and answer',
+  },
+  config: {
+    type: 'string',
+    arg: 'FILE.json',
+    section: OUTPUT,
+    help:
+      'settings as JSON, keys named like the flags ("listen": [...], "no-ndr64": true, ' +
+      '"counter": "charged"); flags win',
+  },
+  help: { type: 'boolean', short: 'h', section: OUTPUT, help: 'this help' },
 } satisfies OptionSpec
 
-const HELP = `Usage: kmslab serve [options]
-
-Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold
-counter that behaves like a genuine host's.
-
-Listening and RPC:
-  --listen HOST:PORT         address to listen on, repeatable; IPv6 in brackets ([::1]:1688)
-                             (default 127.0.0.1:1688: loopback unless told otherwise)
-  --allow CIDR               only these networks may connect, repeatable; others are closed
-                             without a byte sent
-  --no-ndr64                 accept NDR32 only (like a Windows 7 / Server 2008 R2 host)
-  --no-btfn                  no bind-time feature negotiation (a pre-Windows 8 runtime: NDR64 off too)
-  --idle-timeout SECONDS     close a connection silent this long (default 30)
-  --connection-deadline SEC  close any connection this old (default 600)
-  --max-connections N        connections over this are closed at once and counted (default 16384)
-  --disconnect               close each connection after its first answer (like vlmcsd -d)
-  --busy-poll MICROSECONDS   after each read, keep polling this long before sleeping, so a busy
-                             client's next request needs no wake-up (default 100; 0 turns it off)
-
-KMS behaviour:
-  --counter MODE             real (default): genuine counting from an empty pool, so the first
-                               24 Windows clients get 0xC004F038 on their side;
-                             charged: report max(pool, 2 x required), capped at 50: everyone
-                               activates at once (vlmcsd's default);
-                             fixed:N: report N exactly (a test override)
-  --strict                   refuse unknown or retail KMS ids (0xC004F042) and client clocks
-                             more than 4 hours off (0xC004F06C), like a genuine host
-  --activation-interval T    minutes, or with m/h/d/w (default 120 = 2h)
-  --renewal-interval T       minutes, or with m/h/d/w (default 10080 = 7d)
-  --epid FAMILY=EPID         override the ePID of a family (windows, office2010, office2013,
-                             office2016, office2019, office2021, office2024), repeatable
-  --host-build N             Windows build the ePIDs name (chosen at first start otherwise)
-  --lcid N                   language id the ePIDs name (chosen at first start otherwise)
-  --hwid HEX                 the 16-hex-digit hardware id of V6 answers (random at first start)
-  --products FILE            a products file merged over the built-in catalogue
-  --rules FILE               fault-injection rules (JSON array); SIGHUP re-reads the file
-  --seed VALUE               deterministic mode: every drawn value comes from this seed
-
-State:
-  --state PATH|memory        SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or
-                             ~/.local/state/kmslab/state.db); memory keeps nothing
-  --state postgres://USER@HOST:PORT/DB
-                             PostgreSQL state shared by several hosts (also postgresql://, or
-                             postgres alone for PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)
-  --state-wait SECONDS       PostgreSQL: wait this long for the database at start (default 10)
-  --history-days N           keep request history this long (default 90)
-  --capture FILE.pcap        record every connection as a classic pcap
-
-Output:
-  --log-format text|json     one line per activation, readable or JSON (default text)
-  -q, --quiet                only the banner, warnings and errors
-  -v, --verbose              dump every field of each request and answer
-  --config FILE.json         settings as JSON, keys named like the flags ("listen": [...],
-                             "no-ndr64": true, "counter": "charged"); flags win
-
-Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage or configuration-file error,
-78 unusable state (read-only or corrupt state file, a state file another running host owns,
-a PostgreSQL database unreachable at start, address in use).
-`
+const HELP = formatHelp(
+  {
+    usage: 'kmslab serve [options]',
+    intro:
+      'Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold\n' +
+      "counter that behaves like a genuine host's.",
+    exitCodes: [
+      [0, 'stopped by SIGINT/SIGTERM'],
+      [64, 'usage or configuration-file error'],
+      [
+        78,
+        'unusable state (read-only or corrupt state file, a state file another running host owns, ' +
+          'a PostgreSQL database unreachable at start, address in use)',
+      ],
+    ],
+  },
+  OPTIONS,
+)
 
 export type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
 
@@ -142,7 +246,7 @@ export function parseServeConfig(text: string, path: string): Values {
   }
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(data)) {
-    if (!Object.hasOwn(OPTIONS, key) || key === 'config')
+    if (!Object.hasOwn(OPTIONS, key) || key === 'config' || key === 'help')
       throw new UsageError(`kmslab serve: --config ${path}: unknown setting ${JSON.stringify(key)}`)
     const spec = (OPTIONS as OptionSpec)[key]
     const ok =
@@ -307,4 +411,10 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   return 0
 }
 
-export const serveVerb: Verb = { name: 'serve', summary: 'run a KMS host', help: HELP, run: runServe }
+export const serveVerb: Verb = {
+  name: 'serve',
+  summary: 'run a KMS host',
+  help: HELP,
+  options: OPTIONS,
+  run: runServe,
+}

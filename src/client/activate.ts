@@ -1,7 +1,7 @@
 // `activate`: a verifying KMS client. Sends one or more activation requests to a host (or to the
 // hosts a domain's SRV record names), checks every answer at the RPC and the KMS level and reports
 // per request what came back, what is wrong (errors) and what is odd (warnings, as vlmcs prints).
-import { defaultCatalog } from '../catalog/index.js'
+import { DEFAULT_PRODUCT, defaultCatalog, findProduct, type Product, withIds } from '../catalog/index.js'
 import { cryptoRandom, type RandomSource } from '../crypto/random.js'
 import { UsageError } from '../errors.js'
 import { buildKmsRequest, verifyKmsResponse } from '../kms/client.js'
@@ -10,7 +10,6 @@ import { epidWarning, payloadSizeWarning } from './checks.js'
 import { discoverHosts, parseTarget, srvName, systemResolver, type Target } from './discover.js'
 import { DiscoveryError, RefusedError, RpcError } from './errors.js'
 import { endpointText } from './pdu-socket.js'
-import { DEFAULT_PRODUCT, findProduct, type Product, withIds } from './product.js'
 import { buildBase, type RequestFields, requestFields } from './request.js'
 import { type CallResult, type Negotiated, RpcConnection, type RpcOptions } from './rpc-client.js'
 import {

@@ -1,7 +1,7 @@
 // A TCP connection as a stream of DCE-RPC PDUs: connect within a time limit, send bytes, and read
 // whole PDUs cut by frag_length whatever the TCP segmentation (§1.14), each within a time limit.
 import net from 'node:net'
-import { RPC_HEADER_LENGTH } from '../wire/rpc.js'
+import { checkRpcFrame } from '../wire/rpc.js'
 import { RpcError } from './errors.js'
 
 /** "host:port", IPv6 in brackets. */
@@ -95,22 +95,17 @@ export class PduSocket {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const b = this.buffer
-      if (b.length > 0 && b[0] !== 5) {
-        throw this.fail(
-          new RpcError(
-            'protocol',
-            `${what}: the host sent bytes that are not DCE-RPC (0x${b[0].toString(16)})`,
-          ),
-        )
+      const frame = checkRpcFrame(b)
+      if (frame.verdict === 'pdu') {
+        this.buffer = b.subarray(frame.length)
+        return b.subarray(0, frame.length)
       }
-      if (b.length >= 10) {
-        const length = b.readUInt16LE(8)
-        if (length < RPC_HEADER_LENGTH)
-          throw this.fail(new RpcError('protocol', `${what}: frag_length ${length} < 16`))
-        if (b.length >= length) {
-          this.buffer = b.subarray(length)
-          return b.subarray(0, length)
-        }
+      if (frame.verdict === 'not-rpc') {
+        throw this.fail(new RpcError('protocol', `${what}: the host sent ${frame.reason}`))
+      }
+      if (frame.verdict === 'other-version') {
+        const version = `${frame.rpcVersion}.${frame.rpcVersionMinor}`
+        throw this.fail(new RpcError('protocol', `${what}: the host answered in RPC version ${version}`))
       }
       if (this.ended !== null) {
         const got = b.length ? ` after ${b.length} bytes of it` : ''

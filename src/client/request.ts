@@ -1,18 +1,14 @@
 // The fields of each base request (§2.2): product ids and policy from the options, a fresh CMID,
 // time and workstation name per request unless fixed, and per-request overrides that rebuild a
 // recorded request byte for byte.
+
+import { checkGuid, type Product } from '../catalog/index.js'
 import type { RandomSource } from '../crypto/random.js'
 import { UsageError } from '../errors.js'
 import { randomInt } from '../kms/epid.js'
-import { filetimeFromDate, isGuid, NULL_GUID, readGuid } from '../wire/bytes.js'
+import { filetimeFromDate, NULL_GUID, readGuid } from '../wire/bytes.js'
 import type { KmsBaseRequest } from '../wire/kms-request.js'
-import type { Product } from './product.js'
-import type { ActivateOptions } from './types.js'
-
-/** Any field of the base request, and the V5/V6 request IV, for one request. */
-export interface RequestOverride extends Partial<KmsBaseRequest> {
-  iv?: Uint8Array
-}
+import type { ActivateOptions, RequestOverride } from './types.js'
 
 export interface RequestFields {
   product: Product
@@ -98,15 +94,6 @@ export function requestFields(o: ActivateOptions, product: Product): RequestFiel
     iv: o.iv,
     perRequest: o.perRequest,
   }
-}
-
-export function checkGuid(text: string, option: string): string {
-  const g = text
-    .trim()
-    .replace(/^\{(.*)\}$/, '$1')
-    .toLowerCase()
-  if (!isGuid(g)) throw new UsageError(`--${option} takes a GUID, got ${JSON.stringify(text)}`, option)
-  return g
 }
 
 /** The base request and IV of request `index` (0-based). */

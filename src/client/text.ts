@@ -1,5 +1,7 @@
 // What `kmslab activate` prints: one line per request (plus its warnings), a protocol-analyser view
 // with --verbose (field names as vlmcs prints them), or one JSON object per request.
+
+import type { NameLookup } from '../catalog/index.js'
 import { describeHresult, HRESULT } from '../kms/hresult.js'
 import {
   filetimeIso,
@@ -13,7 +15,6 @@ import {
   unverifiedResponseReport,
 } from '../kms/report.js'
 import { RpcError } from './errors.js'
-import type { NameLookup } from './product.js'
 import type { ChargeProgress, RequestResult, Verdict } from './types.js'
 
 export interface ResultRecord {

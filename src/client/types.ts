@@ -6,7 +6,11 @@ import type { VerificationError } from '../kms/errors.js'
 import type { KmsBaseRequest } from '../wire/kms-request.js'
 import type { ResolveSrv } from './discover.js'
 import type { DiscoveryError, RefusedError, RpcError } from './errors.js'
-import type { RequestOverride } from './request.js'
+
+/** Any field of the base request, and the V5/V6 request IV, for one request. */
+export interface RequestOverride extends Partial<KmsBaseRequest> {
+  iv?: Uint8Array
+}
 
 export interface ActivateOptions {
   /** A catalogue product (name, alias, SKU id or GVLK); default Windows 11 Enterprise. */

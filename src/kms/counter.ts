@@ -3,11 +3,11 @@
  * asked recently. Pure bookkeeping: the clock comes in as `now` (ms since the epoch) and every
  * mutating call returns the entries it dropped, so the caller can mirror the change in storage.
  */
+
+import { OFFICE2010_APP_ID, OFFICE2013_APP_ID, WINDOWS_APP_ID } from '../catalog/index.js'
 import { KmslabError, UsageError } from '../errors.js'
 
-export const WINDOWS_APP_ID = '55c92734-d682-4d71-983e-d6ec3f16059f'
-export const OFFICE2010_APP_ID = '59a52881-a989-479d-af46-f275c6370663'
-export const OFFICE2013_APP_ID = '0ff1ce15-a989-479d-af46-f275c6370663'
+export { OFFICE2010_APP_ID, OFFICE2013_APP_ID, WINDOWS_APP_ID }
 /** Applications whose pools are never evicted to make room for an unknown application id. */
 export const KNOWN_APP_IDS: readonly string[] = [WINDOWS_APP_ID, OFFICE2010_APP_ID, OFFICE2013_APP_ID]
 /** §6.4: 50 for Windows; the brief caps every application at 50 (open question 2 of the reference). */

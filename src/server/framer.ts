@@ -1,5 +1,5 @@
 import { KmslabError } from '../errors.js'
-import { PTYPE } from '../wire/rpc.js'
+import { checkRpcFrame, type FrameLimits, PTYPE } from '../wire/rpc.js'
 
 /** The peer sent something that is not a DCE-RPC PDU stream; the host closes without answering. */
 export class FramingError extends KmslabError {
@@ -14,12 +14,9 @@ export class FramingError extends KmslabError {
   }
 }
 
-const HEADER = 16
 /** Before a bind negotiates a size, a PDU may be at most this long (Windows' default fragment). */
 export const DEFAULT_MAX_FRAGMENT = 5840
 const EMPTY = new Uint8Array(0)
-
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ')
 
 /**
  * Cuts a TCP byte stream into whole PDUs by the header's frag_length, whatever the chunking
@@ -35,7 +32,19 @@ export class PduFramer {
   private input: Uint8Array = EMPTY
   /** Stream offset of the first byte not yet returned in a PDU (for error offsets). */
   private offset = 0
-  maxFragment = DEFAULT_MAX_FRAGMENT
+  private readonly limits: FrameLimits & { maxFragment: number } = {
+    maxFragment: DEFAULT_MAX_FRAGMENT,
+    otherVersionPtypes: [PTYPE.BIND, PTYPE.ALTER_CONTEXT],
+  }
+
+  /** The longest PDU accepted (the bind raises it to what was negotiated). */
+  get maxFragment(): number {
+    return this.limits.maxFragment
+  }
+
+  set maxFragment(n: number) {
+    this.limits.maxFragment = n
+  }
 
   /** Bytes held that have not been returned as a PDU yet (a partial PDU and unread input). */
   get pending(): number {
@@ -103,43 +112,24 @@ export class PduFramer {
 
   /** The PDU length the header announces, or null while too few bytes are known to judge. */
   private judge(bytes: Uint8Array): number | null {
-    if (bytes[0] !== 5) return this.foreign(bytes)
-    if (bytes.length < 10) return null
-    // A big-endian data representation (drep byte 0 high nibble 0) turns frag_length around too;
-    // read it as sent so the connection can answer such a bind with BIND_NAK instead of a hang.
-    const length = fragLength(bytes)
-    if (length < HEADER)
-      throw new FramingError(`frag_length ${length} is shorter than the header`, this.offset + 8)
-    if (length > this.maxFragment) {
-      throw new FramingError(
-        `frag_length ${length} exceeds the fragment limit ${this.maxFragment}`,
-        this.offset + 8,
-      )
+    // A big-endian data representation turns frag_length around too; it is read as sent so the
+    // connection can answer such a bind with BIND_NAK instead of a hang. Another RPC version
+    // counts as RPC only in a BIND or ALTER_CONTEXT (answered with BIND_NAK); else it is garbage.
+    const frame = checkRpcFrame(bytes, 0, bytes.length, this.limits)
+    switch (frame.verdict) {
+      case 'pdu':
+      case 'need-more':
+        return frame.length === 0 ? null : frame.length
+      case 'not-rpc':
+        throw new FramingError(frame.reason, this.offset + frame.offset)
+      case 'other-version':
+        throw new FramingError(
+          `RPC version ${frame.rpcVersion}.${frame.rpcVersionMinor} not supported`,
+          this.offset,
+          frame.rpcVersion,
+          frame.callId,
+        )
     }
-    return length
-  }
-
-  /**
-   * Not RPC 5: garbage (HTTP, TLS, random bytes) is closed on silently, but a BIND of another
-   * RPC version gets BIND_NAK. They are told apart by the header's shape, judged byte by byte
-   * so garbage is dropped as soon as it shows: a BIND or ALTER_CONTEXT PTYPE, a data
-   * representation byte of 0x10 or 0x00, and a frag_length from 16 to the fragment limit.
-   */
-  private foreign(bytes: Uint8Array): null {
-    const notRpc = () =>
-      new FramingError(`not DCE-RPC (first bytes ${hex(bytes.subarray(0, 8))})`, this.offset)
-    if (bytes.length >= 3 && bytes[2] !== PTYPE.BIND && bytes[2] !== PTYPE.ALTER_CONTEXT) throw notRpc()
-    if (bytes.length >= 5 && (bytes[4] & 0xef) !== 0) throw notRpc()
-    if (bytes.length >= 10) {
-      const length = fragLength(bytes)
-      if (length < HEADER || length > this.maxFragment) throw notRpc()
-    }
-    if (bytes.length < HEADER) return null
-    const bigEndian = (bytes[4] & 0xf0) === 0
-    const callId = bigEndian
-      ? ((bytes[12] << 24) | (bytes[13] << 16) | (bytes[14] << 8) | bytes[15]) >>> 0
-      : (bytes[12] | (bytes[13] << 8) | (bytes[14] << 16) | (bytes[15] << 24)) >>> 0
-    throw new FramingError(`RPC version ${bytes[0]}.${bytes[1]} not supported`, this.offset, bytes[0], callId)
   }
 
   private append(bytes: Uint8Array): void {
@@ -153,8 +143,4 @@ export class PduFramer {
     this.buffer.set(bytes, this.filled)
     this.filled += bytes.length
   }
-}
-
-function fragLength(bytes: Uint8Array): number {
-  return (bytes[4] & 0xf0) === 0 ? (bytes[8] << 8) | bytes[9] : bytes[8] | (bytes[9] << 8)
 }

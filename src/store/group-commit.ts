@@ -4,9 +4,9 @@
  * request is durable). One commit per turn instead of one per request is what lets a single SQLite
  * file keep up with many connections.
  */
-import type { PoolEntry, PoolKey } from '../kms/counter.js'
+import type { PoolKey } from '../kms/counter.js'
 import { StoreWriteError } from './errors.js'
-import type { CommitBatch, StateStore } from './types.js'
+import { type CommitBatch, type PoolUpsert, type StateStore, upsertRequests } from './types.js'
 
 export interface GroupCommitterOptions {
   /** commit at once when this many batches are waiting (default 512) */
@@ -22,23 +22,31 @@ interface Waiter {
 
 /**
  * Merges batches into one, in order: history rows are concatenated; for each pool key the last
- * operation wins, so "record X, then drop X over capacity" stays dropped and "drop X, then record
- * X again" stays recorded, whatever order the store applies removals and upserts in.
+ * operation wins, so "record X, then drop X over capacity" stays dropped. "Drop X, then record X
+ * again" lists X in both removals and upserts: removals apply first, so X comes back as a new
+ * entry (its first-seen time and request count start over), as it did in the counter.
+ * Upserts of one key since its last removal add up their request counts.
  */
 export function mergeBatches(batches: readonly CommitBatch[]): CommitBatch {
   if (batches.length === 1) return batches[0]
   const history = []
-  const last = new Map<string, { key: PoolKey; entry: PoolEntry | null }>()
+  const last = new Map<string, { key: PoolKey; entry: PoolUpsert | null; removed: boolean }>()
   for (const b of batches) {
     for (const row of b.history) history.push(row)
-    for (const r of b.removals) last.set(`${r.appId}\u0000${r.cmid}`, { key: r, entry: null })
-    for (const e of b.upserts) last.set(`${e.appId}\u0000${e.cmid}`, { key: e, entry: e })
+    for (const r of b.removals) last.set(`${r.appId}\u0000${r.cmid}`, { key: r, entry: null, removed: true })
+    for (const e of b.upserts) {
+      const k = `${e.appId}\u0000${e.cmid}`
+      const prev = last.get(k)
+      const before = prev?.entry ? upsertRequests(prev.entry) : 0
+      const entry = before === 0 ? e : { ...e, requests: before + upsertRequests(e) }
+      last.set(k, { key: e, entry, removed: prev?.removed ?? false })
+    }
   }
-  const upserts: PoolEntry[] = []
+  const upserts: PoolUpsert[] = []
   const removals: PoolKey[] = []
-  for (const { key, entry } of last.values()) {
+  for (const { key, entry, removed } of last.values()) {
+    if (removed) removals.push({ appId: key.appId, cmid: key.cmid })
     if (entry) upserts.push(entry)
-    else removals.push({ appId: key.appId, cmid: key.cmid })
   }
   return { history, upserts, removals }
 }

@@ -1,7 +1,12 @@
 export { StoreError, StoreReadError, StoreWriteError } from './errors.js'
 export { GroupCommitter, type GroupCommitterOptions, mergeBatches } from './group-commit.js'
 export { MemoryStore, type MemoryStoreOptions } from './memory.js'
-export { defaultStatePath, type OpenStateStoreOptions, openStateStore } from './open.js'
+export {
+  defaultStatePath,
+  type OpenStateStoreOptions,
+  openStateStore,
+  openStateStoreReadOnly,
+} from './open.js'
 export { openSqliteStore, SCHEMA_VERSION, SqliteStore, type SqliteStoreOptions } from './sqlite.js'
 export {
   type CommitBatch,
@@ -11,6 +16,9 @@ export {
   type HistoryRow,
   type HostIdentity,
   MEMORY_HISTORY_LIMIT,
+  type PoolClient,
+  type PoolUpsert,
+  type RequestTotals,
   type StateStore,
   type WriteFailure,
 } from './types.js'

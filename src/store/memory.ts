@@ -3,6 +3,7 @@
  * is a ring of the newest MEMORY_HISTORY_LIMIT rows so the embedding API can still read it.
  */
 import type { PoolEntry } from '../kms/counter.js'
+import { addToTotals } from '../kms/history.js'
 import { StoreWriteError } from './errors.js'
 import {
   type CommitBatch,
@@ -12,7 +13,10 @@ import {
   type HistoryRow,
   type HostIdentity,
   MEMORY_HISTORY_LIMIT,
+  type PoolClient,
+  type RequestTotals,
   type StateStore,
+  upsertRequests,
   type WriteFailure,
 } from './types.js'
 
@@ -30,7 +34,8 @@ export class MemoryStore implements StateStore {
   readonly historyRetentionMs: number
   private readonly limit: number
   private identity: HostIdentity | null = null
-  private readonly pool = new Map<string, PoolEntry>()
+  private readonly pool = new Map<string, PoolClient>()
+  private readonly totals: RequestTotals = { total: 0, failed: 0, byLicenseStatus: {} }
   /** ring of the newest rows: `ring[(start + i) % limit]` for i < count */
   private readonly ring: HistoryRow[] = []
   private start = 0
@@ -53,7 +58,15 @@ export class MemoryStore implements StateStore {
   }
 
   loadPoolEntries(): PoolEntry[] {
-    return [...this.pool.values()].map((e) => ({ ...e }))
+    return [...this.pool.values()].map((e) => ({ appId: e.appId, cmid: e.cmid, lastSeen: e.lastSeen }))
+  }
+
+  loadPoolClients(): PoolClient[] {
+    return [...this.pool.values()].sort((a, b) => a.lastSeen - b.lastSeen).map((e) => ({ ...e }))
+  }
+
+  requestTotals(): RequestTotals {
+    return { ...this.totals, byLicenseStatus: { ...this.totals.byLicenseStatus } }
   }
 
   commit(batch: CommitBatch): void {
@@ -64,16 +77,39 @@ export class MemoryStore implements StateStore {
       throw new StoreWriteError(`state store memory: ${injected.message}`, this.location, injected)
     for (const r of batch.removals) this.pool.delete(key(r.appId, r.cmid))
     for (const e of batch.upserts) {
-      this.pool.set(key(e.appId, e.cmid), { appId: e.appId, cmid: e.cmid, lastSeen: e.lastSeen })
+      const k = key(e.appId, e.cmid)
+      const was = this.pool.get(k)
+      const c = e.client
+      this.pool.set(k, {
+        appId: e.appId,
+        cmid: e.cmid,
+        lastSeen: e.lastSeen,
+        firstSeen: was?.firstSeen ?? e.lastSeen,
+        workstation: c?.workstation ?? was?.workstation ?? null,
+        skuId: c?.skuId ?? was?.skuId ?? null,
+        licenseStatus: c?.licenseStatus ?? was?.licenseStatus ?? null,
+        vm: c?.vm ?? was?.vm ?? null,
+        requests: (was?.requests ?? 0) + upsertRequests(e),
+      })
     }
     for (const row of batch.history) this.append(copyRow(row))
+    addToTotals(this.totals, batch.history)
   }
 
   readHistory(opts: HistoryQuery = {}): HistoryRow[] {
     const since = opts.sinceMs ?? -Infinity
-    let rows = this.rows().filter((r) => r.time >= since)
-    if (opts.limit !== undefined) rows = opts.limit > 0 ? rows.slice(-opts.limit) : []
+    const until = opts.untilMs ?? Infinity
+    const app = opts.appId?.toLowerCase()
+    let rows = this.rows().filter(
+      (r) => r.time >= since && r.time <= until && (app === undefined || r.appId.toLowerCase() === app),
+    )
+    if (opts.limit !== undefined) rows = opts.limit > 0 ? rows.slice(-Math.floor(opts.limit)) : []
     return rows.map(copyRow)
+  }
+
+  /** The ring holds MEMORY_HISTORY_LIMIT rows at most, so a copy of them is small. */
+  *iterateHistory(opts: HistoryQuery = {}): IterableIterator<HistoryRow> {
+    yield* this.readHistory(opts)
   }
 
   historyCount(): number {

@@ -2,7 +2,7 @@ import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { UsageError } from '../errors.js'
 import { MemoryStore } from './memory.js'
-import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js'
+import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js'
 import { HISTORY_RETENTION_DAYS_DEFAULT, type StateStore } from './types.js'
 
 export interface OpenStateStoreOptions extends SqliteStoreOptions {
@@ -33,4 +33,14 @@ export function openStateStore(location: string, opts: OpenStateStoreOptions = {
     })
   }
   return openSqliteStore(location, opts)
+}
+
+/**
+ * Opens a state file to read only, beside a host that may be running on it (WAL: the host goes on
+ * writing while this reads). The file must exist at this kmslab's schema version.
+ */
+export function openStateStoreReadOnly(location: string): SqliteStore {
+  if (location === 'memory')
+    throw new UsageError('a memory state lives inside its host: ask the host (--url) instead', '--state')
+  return openSqliteStore(location, { readOnly: true })
 }

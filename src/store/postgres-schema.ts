@@ -22,13 +22,17 @@ const MIGRATIONS: readonly string[] = [
      id integer PRIMARY KEY CHECK (id = 1), epids jsonb NOT NULL, hwid text NOT NULL,
      host_build integer NOT NULL, lcid integer NOT NULL, created_at bigint NOT NULL);
    CREATE TABLE kmslab_pool (
-     app_id text NOT NULL, cmid text NOT NULL, last_seen bigint NOT NULL, PRIMARY KEY (app_id, cmid));
+     app_id text NOT NULL, cmid text NOT NULL, last_seen bigint NOT NULL, first_seen bigint NOT NULL,
+     workstation text, sku_id text, license_status bigint, vm boolean, requests bigint NOT NULL DEFAULT 0,
+     PRIMARY KEY (app_id, cmid));
+   CREATE TABLE kmslab_request_counts (
+     license_status bigint PRIMARY KEY, requests bigint NOT NULL, failed bigint NOT NULL);
    CREATE TABLE kmslab_history (
      id bigserial PRIMARY KEY, time bigint NOT NULL, client_address text NOT NULL,
      workstation text NOT NULL, cmid text NOT NULL, previous_cmid text NOT NULL, app_id text NOT NULL,
      sku_id text NOT NULL, kms_id text NOT NULL, required_count integer NOT NULL, reported_count bigint,
      hresult bigint NOT NULL, protocol text NOT NULL, vm boolean NOT NULL, license_status bigint NOT NULL,
-     epid text, rules jsonb NOT NULL);
+     client_time bigint, grace_minutes bigint, epid text, rules jsonb NOT NULL);
    CREATE INDEX kmslab_history_time ON kmslab_history (time);`,
 ]
 export const PG_SCHEMA_VERSION = MIGRATIONS.length
@@ -60,7 +64,7 @@ export async function migrate(client: pg.ClientBase, where: string): Promise<voi
 
 export const HISTORY_COLUMNS =
   'time, client_address, workstation, cmid, previous_cmid, app_id, sku_id, kms_id, required_count, ' +
-  'reported_count, hresult, protocol, vm, license_status, epid, rules'
+  'reported_count, hresult, protocol, vm, license_status, client_time, grace_minutes, epid, rules'
 
 /** The SQL types of HISTORY_COLUMNS, for inserting a batch as unnest() of one array per column. */
 export const HISTORY_TYPES = [
@@ -77,6 +81,8 @@ export const HISTORY_TYPES = [
   'bigint',
   'text',
   'boolean',
+  'bigint',
+  'bigint',
   'bigint',
   'text',
   'jsonb',
@@ -101,6 +107,8 @@ export function historyColumns(rows: readonly HistoryRow[]): unknown[][] {
       r.protocol,
       r.vm,
       r.licenseStatus,
+      r.clientTime,
+      r.graceMinutes,
       r.epid,
       JSON.stringify(r.rules),
     ]
@@ -124,6 +132,8 @@ export interface PgHistoryRecord {
   protocol: string
   vm: boolean
   license_status: string
+  client_time: string | null
+  grace_minutes: string | null
   epid: string | null
   rules: string[]
 }
@@ -144,6 +154,8 @@ export function fromPgRecord(r: PgHistoryRecord): HistoryRow {
     protocol: r.protocol,
     vm: r.vm,
     licenseStatus: Number(r.license_status),
+    clientTime: r.client_time === null ? null : Number(r.client_time),
+    graceMinutes: r.grace_minutes === null ? null : Number(r.grace_minutes),
     epid: r.epid,
     rules: r.rules,
   }

@@ -9,15 +9,8 @@ import { ActivationCounter, type CounterOptions, type PoolEntry, type PoolKey } 
 import { StoreReadError, StoreWriteError } from './errors.js'
 import { mergeBatches } from './group-commit.js'
 import { connectPg, type PgStoreOptions } from './postgres-connect.js'
-import {
-  fromPgRecord,
-  HISTORY_COLUMNS,
-  HISTORY_TYPES,
-  historyColumns,
-  LOCK,
-  lockKeyOf,
-  type PgHistoryRecord,
-} from './postgres-schema.js'
+import { fromPgRecord, HISTORY_COLUMNS, LOCK, lockKeyOf, type PgHistoryRecord } from './postgres-schema.js'
+import { writeBatch } from './postgres-write.js'
 import { type Counted, countItems, type RecordItem } from './recorder.js'
 import {
   type CommitBatch,
@@ -26,6 +19,9 @@ import {
   type HistoryQuery,
   type HistoryRow,
   type HostIdentity,
+  type PoolClient,
+  type PoolUpsert,
+  type RequestTotals,
   type WriteFailure,
 } from './types.js'
 
@@ -112,6 +108,37 @@ export class PgStore {
     return r.rows.map(toEntry)
   }
 
+  async loadPoolClients(): Promise<PoolClient[]> {
+    const r = await this.read((c) =>
+      c.query(
+        `SELECT app_id, cmid, last_seen, first_seen, workstation, sku_id, license_status, vm, requests
+         FROM kmslab_pool ORDER BY last_seen`,
+      ),
+    )
+    return r.rows.map((x) => ({
+      ...toEntry(x),
+      firstSeen: Number(x.first_seen),
+      workstation: x.workstation,
+      skuId: x.sku_id,
+      licenseStatus: x.license_status === null ? null : Number(x.license_status),
+      vm: x.vm,
+      requests: Number(x.requests),
+    }))
+  }
+
+  async requestTotals(): Promise<RequestTotals> {
+    const r = await this.read((c) =>
+      c.query('SELECT license_status, requests, failed FROM kmslab_request_counts'),
+    )
+    const out: RequestTotals = { total: 0, failed: 0, byLicenseStatus: {} }
+    for (const x of r.rows) {
+      out.total += Number(x.requests)
+      out.failed += Number(x.failed)
+      out.byLicenseStatus[Number(x.license_status)] = Number(x.requests)
+    }
+    return out
+  }
+
   /** Applies a batch as it is (no counting), under the exclusive pools lock. */
   async commit(batch: CommitBatch): Promise<void> {
     await this.tx(EXCLUSIVE_BEGIN, (c) => this.write(c, batch))
@@ -154,7 +181,7 @@ export class PgStore {
   async changePools<T>(
     limits: CounterOptions,
     now: number,
-    change: (counter: ActivationCounter) => { result: T; upserts: PoolEntry[]; removals: PoolKey[] },
+    change: (counter: ActivationCounter) => { result: T; upserts: PoolUpsert[]; removals: PoolKey[] },
   ): Promise<T> {
     return this.tx(EXCLUSIVE_BEGIN, async (c) => {
       const counter = new ActivationCounter(limits)
@@ -175,15 +202,44 @@ export class PgStore {
   async readHistory(opts: HistoryQuery = {}): Promise<HistoryRow[]> {
     const r = await this.read((c) =>
       c.query<PgHistoryRecord>(
-        `SELECT ${HISTORY_COLUMNS} FROM kmslab_history WHERE ($1::bigint IS NULL OR time >= $1)
-         ORDER BY id DESC LIMIT $2`,
-        [
-          Number.isFinite(opts.sinceMs) ? opts.sinceMs : null,
-          opts.limit === undefined ? null : Math.max(0, opts.limit),
-        ],
+        `SELECT ${HISTORY_COLUMNS} FROM kmslab_history WHERE ${HISTORY_FILTER} ORDER BY id DESC LIMIT $4`,
+        [...filterOf(opts), opts.limit === undefined ? null : Math.max(0, Math.floor(opts.limit))],
       ),
     )
     return r.rows.reverse().map(fromPgRecord)
+  }
+
+  /** readHistory a page at a time (oldest first); rows committed after the call stay out. */
+  async *iterateHistory(opts: HistoryQuery = {}): AsyncIterableIterator<HistoryRow> {
+    const top = await this.read((c) =>
+      c.query<{ id: string | null }>('SELECT max(id) AS id FROM kmslab_history'),
+    )
+    const last = top.rows[0].id ?? '0'
+    let after = '0'
+    let left = opts.limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(opts.limit))
+    if (Number.isFinite(left) && left > 0) {
+      const start = await this.read((c) =>
+        c.query<{ id: string }>(
+          `SELECT id FROM kmslab_history WHERE ${HISTORY_FILTER} AND id <= $4 ORDER BY id DESC OFFSET $5 LIMIT 1`,
+          [...filterOf(opts), last, left - 1],
+        ),
+      )
+      if (start.rows[0]) after = String(BigInt(start.rows[0].id) - 1n)
+    }
+    while (left > 0) {
+      const page = Math.min(HISTORY_PAGE, left)
+      const r = await this.read((c) =>
+        c.query<PgHistoryRecord & { id: string }>(
+          `SELECT id, ${HISTORY_COLUMNS} FROM kmslab_history WHERE ${HISTORY_FILTER} AND id > $4 AND id <= $5
+           ORDER BY id LIMIT $6`,
+          [...filterOf(opts), after, last, page],
+        ),
+      )
+      for (const row of r.rows) yield fromPgRecord(row)
+      if (r.rows.length < page) return
+      left -= r.rows.length
+      after = r.rows[r.rows.length - 1].id
+    }
   }
 
   async historyCount(): Promise<number> {
@@ -218,32 +274,8 @@ export class PgStore {
     await this.pool.end()
   }
 
-  private async write(c: pg.PoolClient, batch: CommitBatch): Promise<void> {
-    if (batch.history.length > 0) {
-      const cols = historyColumns(batch.history)
-      const unnest = HISTORY_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')
-      await c.query(`INSERT INTO kmslab_history (${HISTORY_COLUMNS}) SELECT * FROM unnest(${unnest})`, cols)
-    }
-    // The fault hook runs mid-transaction, after rows went in: a failure must roll them back.
-    const injected = this.failure?.(batch)
-    if (injected) throw injected
-    if (batch.removals.length > 0) {
-      await c.query(
-        `DELETE FROM kmslab_pool p USING unnest($1::text[], $2::text[]) AS d(app_id, cmid)
-         WHERE p.app_id = d.app_id AND p.cmid = d.cmid`,
-        [batch.removals.map((r) => r.appId), batch.removals.map((r) => r.cmid)],
-      )
-    }
-    if (batch.upserts.length > 0) {
-      // one row per key: ON CONFLICT cannot touch a row twice in one statement
-      const last = new Map(batch.upserts.map((e) => [`${e.appId}\u0000${e.cmid}`, e]))
-      const ups = [...last.values()]
-      await c.query(
-        `INSERT INTO kmslab_pool (app_id, cmid, last_seen) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-         ON CONFLICT (app_id, cmid) DO UPDATE SET last_seen = excluded.last_seen`,
-        [ups.map((e) => e.appId), ups.map((e) => e.cmid), ups.map((e) => e.lastSeen)],
-      )
-    }
+  private write(c: pg.PoolClient, batch: CommitBatch): Promise<void> {
+    return writeBatch(c, batch, this.failure)
   }
 
   private async tx<T>(begin: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -288,6 +320,15 @@ export class PgStore {
     }
   }
 }
+
+const HISTORY_PAGE = 500
+const HISTORY_FILTER =
+  '($1::bigint IS NULL OR time >= $1) AND ($2::bigint IS NULL OR time <= $2) AND ($3::text IS NULL OR lower(app_id) = $3)'
+const filterOf = (q: HistoryQuery) => [
+  Number.isFinite(q.sinceMs) ? q.sinceMs : null,
+  Number.isFinite(q.untilMs) ? q.untilMs : null,
+  q.appId?.toLowerCase() ?? null,
+]
 
 function toEntry(r: { app_id: string; cmid: string; last_seen: string }): PoolEntry {
   return { appId: r.app_id, cmid: r.cmid, lastSeen: Number(r.last_seen) }

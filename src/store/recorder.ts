@@ -63,11 +63,18 @@ export function countItem(
     counted: { outcome: { ...o, reportedCount }, reportedCount },
     batch: {
       history: [{ ...item.row, reportedCount }],
-      upserts: [{ appId: o.appId, cmid: o.cmid, lastSeen: o.lastSeen }],
+      upserts: [{ appId: o.appId, cmid: o.cmid, lastSeen: o.lastSeen, client: clientOf(item.row) }],
       removals: o.removed,
     },
   }
 }
+
+const clientOf = (r: HistoryRow) => ({
+  workstation: r.workstation,
+  skuId: r.skuId,
+  licenseStatus: r.licenseStatus,
+  vm: r.vm,
+})
 
 /** Counts items in order on `counter`: their results and the one batch that writes them all. */
 export function countItems(

@@ -18,7 +18,7 @@ export const V5_REQUEST_LENGTH = 260
 export const V6_REQUEST_LENGTH = 260
 
 /** Base request offsets (§2.2). */
-const F = {
+export const KMS_BASE_FIELD = {
   versionMinor: 0,
   versionMajor: 2,
   isClientVm: 4,
@@ -34,10 +34,14 @@ const F = {
   workstation: 108,
   end: 236,
 } as const
+const F = KMS_BASE_FIELD
 const WORKSTATION_SIZE = F.end - F.workstation // 128 bytes = 64 UTF-16 units
-const MAC = { start: 236, end: 252 } as const
-/** Outer V5/V6 form (§2.4, §3.3). */
-const E = { versionMinor: 0, versionMajor: 2, iv: 4, ciphertext: 20 } as const
+/** The V4 request: the base request, then its MAC (§2.3). */
+export const KMS_V4_REQUEST_FIELD = { base: 0, mac: F.end, end: F.end + 16 } as const
+const MAC = { start: KMS_V4_REQUEST_FIELD.mac, end: KMS_V4_REQUEST_FIELD.end } as const
+/** Outer V5/V6 form (§2.4, §3.3); the response shares it. */
+export const KMS_ENCRYPTED_FIELD = { versionMinor: 0, versionMajor: 2, iv: 4, ciphertext: 20 } as const
+const E = KMS_ENCRYPTED_FIELD
 const IV_LENGTH = 16
 
 export interface KmsBaseRequest {

@@ -5,8 +5,10 @@ import { FieldValueError, need, readGuid, TruncatedError, view, writeGuid } from
 import { type EncryptedRequest, emitEncryptedMessage, parseEncryptedMessage } from './kms-request.js'
 
 /** Base response offsets (§3.1); the fields after the ePID are relative to its end (8 + PIDSize). */
-const F = { versionMinor: 0, versionMajor: 2, pidSize: 4, pid: 8 } as const
-const T = {
+export const KMS_RESPONSE_FIELD = { versionMinor: 0, versionMajor: 2, pidSize: 4, pid: 8 } as const
+const F = KMS_RESPONSE_FIELD
+/** Base response fields after the ePID, relative to its end. */
+export const KMS_RESPONSE_TAIL_FIELD = {
   cmid: 0,
   requestTime: 16,
   currentCount: 24,
@@ -14,11 +16,24 @@ const T = {
   renewalInterval: 32,
   end: 36,
 } as const
+const T = KMS_RESPONSE_TAIL_FIELD
 export const BASE_RESPONSE_FIXED_LENGTH = F.pid + T.end // 44
 /** Lengths of what follows the base response (§3.2-3.4). */
-const V4_TAIL = 16
-const V5 = { randomXorD: 0, hash: 16, end: 48 } as const
-const V6 = { randomXorD: 0, hash: 16, hwid: 48, xorSalts: 56, hmac: 72, end: 88 } as const
+/** The V4 response: the base response, then its MAC (§3.2). */
+export const V4_RESPONSE_MAC_LENGTH = 16
+const V4_TAIL = V4_RESPONSE_MAC_LENGTH
+/** V5 and V6 fields after the base response, relative to its end (§3.3, §3.4). */
+export const KMS_V5_RESPONSE_FIELD = { randomXorD: 0, hash: 16, end: 48 } as const
+export const KMS_V6_RESPONSE_FIELD = {
+  randomXorD: 0,
+  hash: 16,
+  hwid: 48,
+  xorSalts: 56,
+  hmac: 72,
+  end: 88,
+} as const
+const V5 = KMS_V5_RESPONSE_FIELD
+const V6 = KMS_V6_RESPONSE_FIELD
 
 export interface KmsBaseResponse {
   versionMinor: number

@@ -6,15 +6,17 @@ import { align4 } from './rpc-header.js'
 export type TransferSyntax = 'ndr32' | 'ndr64'
 
 /** Request stub offsets (§1.11). NDR64 aligns the u64 conformance, hence the 4 pad bytes. */
-const REQ = {
+export const NDR_REQUEST_STUB_FIELD = {
   ndr32: { requestSize: 0, conformance: 4, payload: 8 },
   ndr64: { requestSize: 0, padding: 4, conformance: 8, payload: 16 },
 } as const
 /** Response stub offsets; a NULL referent (refusal) is followed directly by the HRESULT. */
-const RESP = {
-  ndr32: { responseSize: 0, referent: 4, conformance: 8, payload: 12 },
-  ndr64: { responseSize: 0, padding: 4, referent: 8, conformance: 16, payload: 24 },
+export const NDR_RESPONSE_STUB_FIELD = {
+  ndr32: { responseSize: 0, referent: 4, conformance: 8, refusalHresult: 8, payload: 12 },
+  ndr64: { responseSize: 0, padding: 4, referent: 8, conformance: 16, refusalHresult: 16, payload: 24 },
 } as const
+const REQ = NDR_REQUEST_STUB_FIELD
+const RESP = NDR_RESPONSE_STUB_FIELD
 /** The referent id both emulators (and Windows) put in the `*response` pointer. */
 export const NDR_REFERENT = 0x00020000
 
@@ -99,7 +101,7 @@ export function parseResponseStub(stub: Uint8Array, syntax: TransferSyntax): Res
   const referent = syntax === 'ndr32' ? dv.getUint32(F.referent, true) : read64(dv, F.referent)
   const padding = syntax === 'ndr64' ? dv.getUint32(RESP.ndr64.padding, true) : 0
   let payload: Uint8Array | null = null
-  let at: number = F.conformance // where the HRESULT is for a refusal
+  let at: number = F.refusalHresult
   let padNonZero = padding !== 0
   if (referent !== 0 && referent !== 0n) {
     need(layout, stub, F.payload)
@@ -151,7 +153,7 @@ export function emitResponseStub(payload: Uint8Array, hresult: number, syntax: T
 
 /** Refusal stub: size 0, NULL referent, HRESULT (12 bytes in NDR32, 20 in NDR64). */
 export function emitRefusalStub(hresult: number, syntax: TransferSyntax): Uint8Array {
-  const at = RESP[syntax].conformance
+  const at = RESP[syntax].refusalHresult
   const out = new Uint8Array(at + 4)
   view(out).setUint32(at, hresult, true)
   return out

@@ -3,15 +3,42 @@ import { FieldValueError, readGuid, view, writeGuid } from './bytes.js'
 import { align4, openPdu, PTYPE, type RpcHeader, writeRpcHeader } from './rpc-header.js'
 
 /** BIND / ALTER_CONTEXT body offsets (§1.4). */
-const B = { maxXmitFrag: 16, maxRecvFrag: 18, assocGroupId: 20, nContextElem: 24, reserved: 25, contexts: 28 }
+export const BIND_FIELD = {
+  maxXmitFrag: 16,
+  maxRecvFrag: 18,
+  assocGroupId: 20,
+  nContextElem: 24,
+  reserved: 25,
+  contexts: 28,
+} as const
 /** Presentation context element offsets, relative to the element; 20 more bytes per transfer syntax. */
-const C = { contextId: 0, nTransferSyn: 2, reserved: 3, abstractUuid: 4, major: 20, minor: 22, transfer: 24 }
-const SYNTAX_LENGTH = 20
+export const CONTEXT_ELEMENT_FIELD = {
+  contextId: 0,
+  nTransferSyn: 2,
+  reserved: 3,
+  abstractUuid: 4,
+  major: 20,
+  minor: 22,
+  transfer: 24,
+} as const
+export const SYNTAX_LENGTH = 20
 /** BIND_ACK offsets before the variable-length sec_addr (§1.5). */
-const A = { maxXmitFrag: 16, maxRecvFrag: 18, assocGroupId: 20, secAddrLength: 24, secAddr: 26 }
+export const BIND_ACK_FIELD = {
+  maxXmitFrag: 16,
+  maxRecvFrag: 18,
+  assocGroupId: 20,
+  secAddrLength: 24,
+  secAddr: 26,
+} as const
 /** Result element offsets (24 bytes each); the list starts 4 bytes after n_results. */
-const R = { result: 0, reason: 2, uuid: 4, version: 20 }
-const RESULT_LENGTH = 24
+export const BIND_RESULT_FIELD = { result: 0, reason: 2, uuid: 4, version: 20 } as const
+export const RESULT_LENGTH = 24
+/** The result list, from n_results (after sec_addr, aligned to 4). */
+export const RESULT_LIST_FIELD = { nResults: 0, reserved: 1, results: 4 } as const
+const B = BIND_FIELD
+const C = CONTEXT_ELEMENT_FIELD
+const A = BIND_ACK_FIELD
+const R = BIND_RESULT_FIELD
 
 export interface SyntaxId {
   uuid: string
@@ -97,7 +124,7 @@ export function parseBindPdu(bytes: Uint8Array): BindPdu {
   const { header, frag, dv } = openPdu('bind', bytes, B.contexts, [PTYPE.BIND, PTYPE.ALTER_CONTEXT])
   const declared = frag[B.nContextElem]
   const contexts: PresentationContext[] = []
-  let o = B.contexts
+  let o: number = B.contexts
   // n_context_elem and n_transfer_syn are single bytes, so this loop is bounded by 255 × 255.
   for (let i = 0; i < declared && o + C.transfer <= frag.length; i++) {
     const n = frag[o + C.nTransferSyn]
@@ -148,7 +175,7 @@ export function emitBindPdu(pdu: BindPdu): Uint8Array {
   dv.setUint32(B.assocGroupId, pdu.assocGroupId, true)
   out[B.nContextElem] = count
   putU24(out, B.reserved, pdu.reserved ?? 0)
-  let o = B.contexts
+  let o: number = B.contexts
   for (const ctx of pdu.contexts) {
     const n = ctx.transferSyntaxes.length
     if (n > 0xff) throw new FieldValueError(`${n} transfer syntaxes do not fit a u8`, 'bind', o + 2)
@@ -175,28 +202,34 @@ function latin1(bytes: Uint8Array, start: number, end: number): string {
   return s
 }
 
+/** Where n_results sits in a BIND_ACK whose sec_addr is `secAddrLength` bytes long (§1.5). */
+export function resultListAt(secAddrLength: number): number {
+  return align4(BIND_ACK_FIELD.secAddr + secAddrLength)
+}
+
 /** BIND_ACK and ALTER_CONTEXT_RESP. n_results is found by alignment after sec_addr, never at a fixed offset. */
 export function parseBindAckPdu(bytes: Uint8Array): BindAckPdu {
   const layout = 'bind_ack'
   const { header, frag, dv } = openPdu(layout, bytes, A.secAddr, [PTYPE.BIND_ACK, PTYPE.ALTER_CONTEXT_RESP])
   const secLength = dv.getUint16(A.secAddrLength, true)
   const secEnd = A.secAddr + secLength
-  const at = align4(secEnd)
-  if (at + 4 > frag.length) {
+  const at = resultListAt(secLength)
+  const L = RESULT_LIST_FIELD
+  if (at + L.results > frag.length) {
     throw new FieldValueError(
       `sec_addr of ${secLength} bytes leaves no room for n_results`,
       layout,
-      24,
+      A.secAddrLength,
       'sec_addr',
     )
   }
-  const count = frag[at]
-  const resultsEnd = at + 4 + RESULT_LENGTH * count
+  const count = frag[at + L.nResults]
+  const resultsEnd = at + L.results + RESULT_LENGTH * count
   if (resultsEnd > frag.length) {
     throw new FieldValueError(`${count} results do not fit in ${frag.length} bytes`, layout, at, 'n_results')
   }
   const results: ContextResult[] = []
-  for (let o = at + 4; o < resultsEnd; o += RESULT_LENGTH) {
+  for (let o = at + L.results; o < resultsEnd; o += RESULT_LENGTH) {
     results.push({
       result: dv.getUint16(o + R.result, true),
       reason: dv.getUint16(o + R.reason, true),
@@ -215,7 +248,7 @@ export function parseBindAckPdu(bytes: Uint8Array): BindAckPdu {
   else if (secLength > 0) pdu.secondaryAddressRaw = frag.subarray(A.secAddr, secEnd)
   const padding = frag.subarray(secEnd, at)
   if (padding.some((b) => b !== 0)) pdu.padding = padding
-  const reserved = u24(frag, at + 1)
+  const reserved = u24(frag, at + L.reserved)
   if (reserved !== 0) pdu.reserved = reserved
   if (resultsEnd < frag.length) pdu.trailing = frag.subarray(resultsEnd)
   return pdu

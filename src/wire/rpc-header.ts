@@ -28,8 +28,8 @@ export const RPC_HEADER_LENGTH = 16
 /** packed_drep `10 00 00 00` read as a u32 LE: little-endian integers, ASCII, IEEE floats. */
 export const DREP_LE_ASCII_IEEE = 0x00000010
 
-/** Common header offsets (§1.2). */
-const H = {
+/** Common header offsets (§1.2), shared by every connection-oriented PDU. */
+export const RPC_HEADER_FIELD = {
   rpcVersion: 0,
   rpcVersionMinor: 1,
   ptype: 2,
@@ -39,6 +39,9 @@ const H = {
   authLength: 10,
   callId: 12,
 } as const
+const H = RPC_HEADER_FIELD
+/** Bytes needed to read frag_length: the header up to and including it. */
+const FRAG_LENGTH_END = H.fragLength + 2
 
 export interface RpcHeader {
   rpcVersion: number
@@ -114,7 +117,7 @@ export function writeRpcHeader(out: Uint8Array, h: RpcHeader, fragLength: number
     throw new FieldValueError(
       `PDU of ${fragLength} bytes exceeds frag_length`,
       'rpc header',
-      8,
+      H.fragLength,
       'frag_length',
     )
   }
@@ -173,4 +176,138 @@ export function openPdu(
 
 export function align4(n: number): number {
   return (n + 3) & ~3
+}
+
+// ---- framing: where one PDU ends in a byte stream ----
+
+/** The largest frag_length the u16 field can hold. */
+export const MAX_FRAG_LENGTH = 0xffff
+
+/** The stream is not a DCE-RPC PDU stream. `offset` is relative to the frame's first byte. */
+export interface NotRpcFrame {
+  verdict: 'not-rpc'
+  reason: string
+  offset: number
+}
+
+/**
+ * What the bytes at the head of a stream are (one verdict for every framer: host, client, load
+ * generator, capture decoder; each keeps its own buffering):
+ * - `pdu`: a whole RPC 5 PDU of `length` bytes is there;
+ * - `need-more`: not enough bytes to tell, or `length` (when the header gave it) not all there;
+ * - `not-rpc`: garbage (HTTP, TLS, a bogus length);
+ * - `other-version`: the shape of an RPC header of another `rpc_vers` (a host answers a BIND of
+ *   it with BIND_NAK; a decoder may still cut it: the layout is the same), `length` bytes long,
+ *   whole when `whole`.
+ */
+export type RpcFrame =
+  | { verdict: 'pdu'; length: number }
+  | { verdict: 'need-more'; length: number }
+  | NotRpcFrame
+  | {
+      verdict: 'other-version'
+      rpcVersion: number
+      rpcVersionMinor: number
+      ptype: number
+      callId: number
+      length: number
+      whole: boolean
+    }
+
+export interface FrameLimits {
+  /** The longest PDU accepted (default 65535: anything the header can say). */
+  maxFragment?: number
+  /** rpc_vers values other than 5 judged as RPC of another version (default: any). */
+  otherVersions?: readonly number[]
+  /** PTYPEs that make a header of another rpc_vers look like RPC (default: every PTYPE known here). */
+  otherVersionPtypes?: readonly number[]
+}
+
+const NEED_HEADER: RpcFrame = Object.freeze({ verdict: 'need-more', length: 0 })
+const KNOWN_PTYPES: readonly number[] = Object.values(PTYPE)
+
+/**
+ * True when the packed drep says big-endian integers (byte 0's high nibble 0): frag_length, call_id
+ * and every other integer of the PDU are then sent the other way round (§1.2).
+ */
+export function isBigEndianDrep(drepByte0: number): boolean {
+  return (drepByte0 & 0xf0) === 0
+}
+
+/** frag_length as sent (honouring a big-endian drep); needs 10 bytes from `at`. */
+export function readFragLength(bytes: Uint8Array, at = 0): number {
+  const hi = bytes[at + H.fragLength + 1]
+  const lo = bytes[at + H.fragLength]
+  return isBigEndianDrep(bytes[at + H.drep]) ? (lo << 8) | hi : lo | (hi << 8)
+}
+
+/** call_id as sent (honouring a big-endian drep); needs 16 bytes from `at`. */
+export function readCallId(bytes: Uint8Array, at = 0): number {
+  const o = at + H.callId
+  return isBigEndianDrep(bytes[at + H.drep])
+    ? ((bytes[o] << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3]) >>> 0
+    : (bytes[o] | (bytes[o + 1] << 8) | (bytes[o + 2] << 16) | (bytes[o + 3] << 24)) >>> 0
+}
+
+/**
+ * Judges the PDU starting at `at` of `bytes` (up to `end`). The length is judged from the first 10
+ * bytes, so a framer never buffers what a bogus length promises; a header of another version is
+ * judged byte by byte (PTYPE, drep, length) so garbage shows at its first telling byte.
+ */
+export function checkRpcFrame(
+  bytes: Uint8Array,
+  at = 0,
+  end: number = bytes.length,
+  limits: FrameLimits = {},
+): RpcFrame {
+  const have = end - at
+  if (have <= 0) return NEED_HEADER
+  const maxFragment = limits.maxFragment ?? MAX_FRAG_LENGTH
+  if (bytes[at + H.rpcVersion] !== 5) return otherVersion(bytes, at, have, maxFragment, limits)
+  if (have < FRAG_LENGTH_END) return NEED_HEADER
+  const length = readFragLength(bytes, at)
+  if (length < RPC_HEADER_LENGTH) {
+    return notRpc(`frag_length ${length} is shorter than the header`, H.fragLength)
+  }
+  if (length > maxFragment) {
+    return notRpc(`frag_length ${length} exceeds the fragment limit ${maxFragment}`, H.fragLength)
+  }
+  return have >= length ? { verdict: 'pdu', length } : { verdict: 'need-more', length }
+}
+
+function otherVersion(
+  bytes: Uint8Array,
+  at: number,
+  have: number,
+  maxFragment: number,
+  limits: FrameLimits,
+): RpcFrame {
+  const ptypes = limits.otherVersionPtypes ?? KNOWN_PTYPES
+  const first = () => Array.from(bytes.subarray(at, at + Math.min(have, 8)), hex2).join(' ')
+  const garbage = () => notRpc(`not DCE-RPC (first bytes ${first()})`, 0)
+  if (limits.otherVersions && !limits.otherVersions.includes(bytes[at + H.rpcVersion])) return garbage()
+  if (have > H.ptype && !ptypes.includes(bytes[at + H.ptype])) return garbage()
+  // a packed drep's first byte is 0x10 (little-endian) or 0x00 (big-endian), ASCII either way
+  if (have > H.drep && (bytes[at + H.drep] & 0xef) !== 0) return garbage()
+  if (have < FRAG_LENGTH_END) return NEED_HEADER
+  const length = readFragLength(bytes, at)
+  if (length < RPC_HEADER_LENGTH || length > maxFragment) return garbage()
+  if (have < RPC_HEADER_LENGTH) return NEED_HEADER
+  return {
+    verdict: 'other-version',
+    rpcVersion: bytes[at + H.rpcVersion],
+    rpcVersionMinor: bytes[at + H.rpcVersionMinor],
+    ptype: bytes[at + H.ptype],
+    callId: readCallId(bytes, at),
+    length,
+    whole: have >= length,
+  }
+}
+
+function notRpc(reason: string, offset: number): NotRpcFrame {
+  return { verdict: 'not-rpc', reason, offset }
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0')
 }

@@ -55,12 +55,30 @@ export const REJECT_REASON = {
 } as const
 
 /** REQUEST (§1.9); with PFC_OBJECT_UUID a 16-byte object UUID sits between opnum and stub. */
-const Q = { allocHint: 16, contextId: 20, opnum: 22, objectUuid: 24, stub: 24, stubWithObject: 40 }
+export const REQUEST_FIELD = {
+  allocHint: 16,
+  contextId: 20,
+  opnum: 22,
+  objectUuid: 24,
+  stub: 24,
+  stubWithObject: 40,
+} as const
 /** RESPONSE and FAULT (§1.10). */
-const S = { allocHint: 16, contextId: 20, cancelCount: 22, reserved: 23, stub: 24, status: 24, reserved2: 28 }
-const FAULT_LENGTH = 32
+export const RESPONSE_FIELD = {
+  allocHint: 16,
+  contextId: 20,
+  cancelCount: 22,
+  reserved: 23,
+  stub: 24,
+  status: 24,
+  reserved2: 28,
+} as const
+export const FAULT_LENGTH = 32
 /** BIND_NAK (§1.10): reason, then n_protocols and (major, minor) byte pairs. */
-const N = { rejectReason: 16, nProtocols: 18, protocols: 19 }
+export const BIND_NAK_FIELD = { rejectReason: 16, nProtocols: 18, protocols: 19 } as const
+const Q = REQUEST_FIELD
+const S = RESPONSE_FIELD
+const N = BIND_NAK_FIELD
 
 export interface RequestPdu {
   header: RpcHeader

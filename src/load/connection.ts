@@ -5,16 +5,28 @@ import net from 'node:net'
 import { guidToBytes } from '../wire/bytes.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import {
+  BIND_ACK_FIELD,
+  BIND_RESULT_FIELD,
+  BTFN_VERSION,
   btfnUuid,
+  CONTEXT_RESULT,
+  checkRpcFrame,
   emitBindPdu,
   KMS_INTERFACE_UUID,
+  KMS_INTERFACE_VERSION,
   makeHeader,
   NDR32_UUID,
+  NDR32_VERSION,
   NDR64_UUID,
+  NDR64_VERSION,
   PFC,
   PTYPE,
+  RESULT_LENGTH,
+  RESULT_LIST_FIELD,
+  RPC_HEADER_FIELD,
+  resultListAt,
 } from '../wire/rpc.js'
-import type { ActivationCodec } from './bench-codec.js'
+import type { ActivationCodec } from './codec.js'
 
 /** `ndr32`: one NDR32 context (what every host accepts); `vlmcs`: NDR32 + NDR64 + BTFN like vlmcs. */
 export type BenchBind = 'ndr32' | 'vlmcs'
@@ -40,16 +52,23 @@ export interface ConnEvents {
 }
 
 const BIND_CALL_ID = 2
+const H = RPC_HEADER_FIELD
+/** A BIND_ACK up to n_results with an empty sec_addr. */
+const MIN_BIND_ACK = resultListAt(0) + RESULT_LIST_FIELD.results
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
 
 function bindPdu(kind: BenchBind): Uint8Array {
   const ctx = (contextId: number, uuid: string, version: number) => ({
     contextId,
-    abstractSyntax: { uuid: KMS_INTERFACE_UUID, versionMajor: 1, versionMinor: 0 },
+    abstractSyntax: {
+      uuid: KMS_INTERFACE_UUID,
+      versionMajor: KMS_INTERFACE_VERSION.major,
+      versionMinor: KMS_INTERFACE_VERSION.minor,
+    },
     transferSyntaxes: [{ uuid, version }],
   })
-  const contexts = [ctx(0, NDR32_UUID, 2)]
-  if (kind === 'vlmcs') contexts.push(ctx(1, NDR64_UUID, 1), ctx(2, btfnUuid(3), 1))
+  const contexts = [ctx(0, NDR32_UUID, NDR32_VERSION)]
+  if (kind === 'vlmcs') contexts.push(ctx(1, NDR64_UUID, NDR64_VERSION), ctx(2, btfnUuid(3), BTFN_VERSION))
   return emitBindPdu({
     header: makeHeader(PTYPE.BIND, BIND_CALL_ID, PFC.FIRST_FRAG | PFC.LAST_FRAG | PFC.CONC_MPX),
     maxXmitFrag: 5840,
@@ -235,16 +254,16 @@ export class BenchConn {
     // mode): bytes of the old socket must never reach the new one
     const socket = this.socket
     let at = 0
-    while (length - at >= 10) {
-      const size = data[at + 8] | (data[at + 9] << 8)
-      if (data[at] !== 5 || size < 16) {
+    for (;;) {
+      const frame = checkRpcFrame(data, at, length)
+      if (frame.verdict === 'need-more') break
+      if (frame.verdict !== 'pdu') {
         this.fail('protocol')
         return
       }
-      if (length - at < size) break
-      this.onPdu(data.subarray(at, at + size))
+      this.onPdu(data.subarray(at, at + frame.length))
       if (this.socket !== socket) return
-      at += size
+      at += frame.length
     }
     if (at < length) {
       const rest = length - at
@@ -301,30 +320,39 @@ export class BenchConn {
 
   /** Takes the context the host gave (NDR64 when offered and accepted, else NDR32), from the bytes. */
   private bindVerdict(pdu: Uint8Array): string | null {
-    const ptype = pdu[2]
+    const ptype = pdu[H.ptype]
     if (ptype === PTYPE.BIND_NAK) return 'bind-nak'
     if (ptype === PTYPE.FAULT) return 'bind-fault'
     const n = pdu.length
-    if (ptype !== PTYPE.BIND_ACK || n < 28 || pdu[0] !== 5 || (pdu[3] & 3) !== 3) return 'protocol'
-    const u32 = (o: number) => (pdu[o] | (pdu[o + 1] << 8) | (pdu[o + 2] << 16) | (pdu[o + 3] << 24)) >>> 0
-    if (u32(12) !== BIND_CALL_ID || (pdu[8] | (pdu[9] << 8)) !== n) return 'protocol'
-    // n_results sits after the secondary address, aligned to 4 (§1.5)
-    const at = (26 + (pdu[24] | (pdu[25] << 8)) + 3) & ~3
-    const count = at < n ? pdu[at] : 0
-    if (count === 0 || at + 4 + 24 * count > n) return 'protocol'
+    const whole = PFC.FIRST_FRAG | PFC.LAST_FRAG
+    if (
+      ptype !== PTYPE.BIND_ACK ||
+      n < MIN_BIND_ACK ||
+      pdu[H.rpcVersion] !== 5 ||
+      (pdu[H.flags] & whole) !== whole
+    )
+      return 'protocol'
+    const u16 = (o: number) => pdu[o] | (pdu[o + 1] << 8)
+    const u32 = (o: number) => (u16(o) | (pdu[o + 2] << 16) | (pdu[o + 3] << 24)) >>> 0
+    if (u32(H.callId) !== BIND_CALL_ID || u16(H.fragLength) !== n) return 'protocol'
+    const at = resultListAt(u16(BIND_ACK_FIELD.secAddrLength))
+    const count = at < n ? pdu[at + RESULT_LIST_FIELD.nResults] : 0
+    const results = at + RESULT_LIST_FIELD.results
+    if (count === 0 || results + RESULT_LENGTH * count > n) return 'protocol'
     const ok = (i: number, syntax: Uint8Array, version: number) => {
       if (i >= count) return false
-      const r = at + 4 + 24 * i
-      if ((pdu[r] | pdu[r + 1]) !== 0 || u32(r + 20) !== version) return false
-      for (let j = 0; j < 16; j++) if (pdu[r + 4 + j] !== syntax[j]) return false
+      const r = results + RESULT_LENGTH * i
+      if (u16(r + BIND_RESULT_FIELD.result) !== CONTEXT_RESULT.ACCEPTANCE) return false
+      if (u32(r + BIND_RESULT_FIELD.version) !== version) return false
+      for (let j = 0; j < 16; j++) if (pdu[r + BIND_RESULT_FIELD.uuid + j] !== syntax[j]) return false
       return true
     }
     let syntax: TransferSyntax | null = null
     let contextId = 0
-    if (this.bind === 'vlmcs' && ok(1, NDR64_BYTES, 1)) {
+    if (this.bind === 'vlmcs' && ok(1, NDR64_BYTES, NDR64_VERSION)) {
       syntax = 'ndr64'
       contextId = 1
-    } else if (ok(0, NDR32_BYTES, 2)) syntax = 'ndr32'
+    } else if (ok(0, NDR32_BYTES, NDR32_VERSION)) syntax = 'ndr32'
     if (syntax === null) return 'bind-rejected'
     this.codec.setContext(syntax, contextId)
     return null

@@ -8,11 +8,11 @@
 import { randomFillSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import type { Product } from '../catalog/index.js'
 import { KmslabError } from '../errors.js'
-import { ActivationCodec } from './bench-codec.js'
-import { type BenchBind, BenchConn, type ConnEvents } from './bench-conn.js'
-import { BenchStats } from './bench-stats.js'
-import type { Product } from './product.js'
+import { ActivationCodec } from './codec.js'
+import { type BenchBind, BenchConn, type ConnEvents } from './connection.js'
+import { BenchStats } from './stats.js'
 
 export interface BenchOptions {
   host: string

@@ -12,20 +12,58 @@ import { type BlockCipher, V5_CIPHER, V6_CIPHER } from '../crypto/rijndael.js'
 import { type SentRequest, verifyKmsResponse } from '../kms/client.js'
 import { VerificationError } from '../kms/errors.js'
 import { filetimeFromDate, readGuid } from '../wire/bytes.js'
-import { emitBaseRequest, type KmsBaseRequest } from '../wire/kms-request.js'
-import type { TransferSyntax } from '../wire/ndr.js'
+import {
+  emitBaseRequest,
+  KMS_BASE_FIELD,
+  KMS_ENCRYPTED_FIELD,
+  type KmsBaseRequest,
+  V5_REQUEST_LENGTH,
+} from '../wire/kms-request.js'
+import {
+  BASE_RESPONSE_FIXED_LENGTH,
+  KMS_RESPONSE_FIELD,
+  KMS_RESPONSE_TAIL_FIELD,
+  KMS_V5_RESPONSE_FIELD,
+  KMS_V6_RESPONSE_FIELD,
+  V4_RESPONSE_MAC_LENGTH,
+} from '../wire/kms-response.js'
+import {
+  emitRequestStub,
+  NDR_REQUEST_STUB_FIELD,
+  NDR_RESPONSE_STUB_FIELD,
+  type TransferSyntax,
+} from '../wire/ndr.js'
+import {
+  align4,
+  DREP_LE_ASCII_IEEE,
+  emitRequestPdu,
+  makeHeader,
+  PFC,
+  PTYPE,
+  REQUEST_FIELD,
+  RESPONSE_FIELD,
+  RPC_HEADER_FIELD,
+} from '../wire/rpc.js'
 
-/** Base request offsets used here (§2.2). */
-const CMID = 64
-const TIME = 84
-const BASE_LENGTH = 236
-const ENCRYPTED_LENGTH = 240
-/** REQUEST / RESPONSE PDU layout (§1.9, §1.10, §1.11). */
-const STUB = 24
-const STUB_HEAD = { ndr32: 8, ndr64: 16 } as const
-const RESPONSE_HEAD = { ndr32: 12, ndr64: 24 } as const
-/** Where a refusal's HRESULT sits in the stub: right after the NULL referent. */
-const REFUSAL_HRESULT = { ndr32: 8, ndr64: 16 } as const
+const CMID = KMS_BASE_FIELD.cmid
+const TIME = KMS_BASE_FIELD.requestTime
+const BASE_LENGTH = KMS_BASE_FIELD.end
+const IV = KMS_ENCRYPTED_FIELD.iv
+const CIPHERTEXT = KMS_ENCRYPTED_FIELD.ciphertext
+/** The V5/V6 plaintext: the base request and its PKCS#7 padding (4 bytes of 4). */
+const ENCRYPTED_LENGTH = V5_REQUEST_LENGTH - CIPHERTEXT
+const H = RPC_HEADER_FIELD
+const STUB = REQUEST_FIELD.stub
+const RESPONSE_STUB = RESPONSE_FIELD.stub
+const REQUEST_STUB = NDR_REQUEST_STUB_FIELD
+const RESPONSE = NDR_RESPONSE_STUB_FIELD
+/** Base response fields after the ePID, relative to its end. */
+const TAIL = KMS_RESPONSE_TAIL_FIELD
+const V5 = KMS_V5_RESPONSE_FIELD
+const V6 = KMS_V6_RESPONSE_FIELD
+/** The drep's first byte of `10 00 00 00`: little-endian, ASCII. */
+const DREP_LE_BYTE = DREP_LE_ASCII_IEEE & 0xff
+const WHOLE = PFC.FIRST_FRAG | PFC.LAST_FRAG
 
 // ---- a clock shared by every connection: the request time as FILETIME bytes, per millisecond ----
 
@@ -128,19 +166,18 @@ export class ActivationCodec {
     if (this.pdu.length > 0 && syntax === this.syntax && contextId === this.contextId) return
     this.syntax = syntax
     this.contextId = contextId
-    const payloadLength = this.major < 5 ? BASE_LENGTH + 16 : 4 + 16 + ENCRYPTED_LENGTH
-    const stubLength = STUB_HEAD[syntax] + payloadLength
-    const pdu = new Uint8Array(STUB + stubLength)
-    const dv = new DataView(pdu.buffer)
-    pdu.set([5, 0, 0, 0x03, 0x10, 0, 0, 0])
-    dv.setUint16(8, pdu.length, true)
-    dv.setUint32(16, stubLength, true)
-    dv.setUint16(20, contextId, true)
-    dv.setUint32(STUB, payloadLength, true)
-    if (syntax === 'ndr32') dv.setUint32(STUB + 4, payloadLength, true)
-    else dv.setUint32(STUB + 8, payloadLength, true)
-    this.payloadAt = STUB + STUB_HEAD[syntax]
-    if (this.major >= 5) pdu.set(this.plain.subarray(0, 4), this.payloadAt)
+    const payloadLength = this.major < 5 ? BASE_LENGTH + 16 : CIPHERTEXT + ENCRYPTED_LENGTH
+    const payload = new Uint8Array(payloadLength)
+    if (this.major >= 5) payload.set(this.plain.subarray(0, IV))
+    const stub = emitRequestStub(payload, syntax)
+    const pdu = emitRequestPdu({
+      header: makeHeader(PTYPE.REQUEST, 0, PFC.FIRST_FRAG | PFC.LAST_FRAG),
+      allocHint: stub.length,
+      contextId,
+      opnum: 0,
+      stub,
+    })
+    this.payloadAt = STUB + REQUEST_STUB[syntax].payload
     this.pdu = pdu
   }
 
@@ -157,10 +194,10 @@ export class ActivationCodec {
     this.hmacKey = clockKey
     const pdu = this.pdu
     this.callId = callId
-    pdu[12] = callId
-    pdu[13] = callId >>> 8
-    pdu[14] = callId >>> 16
-    pdu[15] = callId >>> 24
+    pdu[H.callId] = callId
+    pdu[H.callId + 1] = callId >>> 8
+    pdu[H.callId + 2] = callId >>> 16
+    pdu[H.callId + 3] = callId >>> 24
     const at = this.payloadAt
     if (this.major < 5) {
       const base = p.subarray(0, BASE_LENGTH)
@@ -169,9 +206,9 @@ export class ActivationCodec {
       return pdu
     }
     drawInto(this.iv, 0)
-    pdu.set(this.iv, at + 4)
+    pdu.set(this.iv, at + IV)
     this.cipher.decryptBlock(this.iv, 0, this.d, 0)
-    cbcEncryptInto(this.cipher, this.iv, p, 0, ENCRYPTED_LENGTH, pdu, at + 20)
+    cbcEncryptInto(this.cipher, this.iv, p, 0, ENCRYPTED_LENGTH, pdu, at + CIPHERTEXT)
     return pdu
   }
 
@@ -185,28 +222,44 @@ export class ActivationCodec {
     this.warning = null
     const n = pdu.length
     const dv = new DataView(pdu.buffer, pdu.byteOffset, n)
-    const ptype = pdu[2]
-    if (ptype === 3) return n >= 28 ? `fault:${hex8(dv.getUint32(24, true))}` : 'protocol'
-    if (ptype !== 2 || pdu[0] !== 5 || pdu[1] !== 0 || (pdu[3] & 3) !== 3 || pdu[4] !== 0x10)
+    const ptype = pdu[H.ptype]
+    if (ptype === PTYPE.FAULT) {
+      return n >= RESPONSE_FIELD.status + 4
+        ? `fault:${hex8(dv.getUint32(RESPONSE_FIELD.status, true))}`
+        : 'protocol'
+    }
+    if (
+      ptype !== PTYPE.RESPONSE ||
+      pdu[H.rpcVersion] !== 5 ||
+      pdu[H.rpcVersionMinor] !== 0 ||
+      (pdu[H.flags] & WHOLE) !== WHOLE ||
+      pdu[H.drep] !== DREP_LE_BYTE
+    )
       return 'protocol'
-    if (dv.getUint16(10, true) !== 0 || dv.getUint32(12, true) !== this.callId >>> 0) return 'protocol'
-    if (n < STUB + REFUSAL_HRESULT[this.syntax] + 4 || dv.getUint16(20, true) !== this.contextId)
+    if (dv.getUint16(H.authLength, true) !== 0 || dv.getUint32(H.callId, true) !== this.callId >>> 0)
       return 'protocol'
-    const size = dv.getUint32(STUB, true)
+    const f = RESPONSE[this.syntax]
+    if (
+      n < RESPONSE_STUB + f.refusalHresult + 4 ||
+      dv.getUint16(RESPONSE_FIELD.contextId, true) !== this.contextId
+    )
+      return 'protocol'
+    const size = dv.getUint32(RESPONSE_STUB + f.responseSize, true)
     const ndr32 = this.syntax === 'ndr32'
+    // NDR64's referent and conformance are u64: a non-zero high half is a different value
     const referent = ndr32
-      ? dv.getUint32(STUB + 4, true)
-      : dv.getUint32(STUB + 8, true) | dv.getUint32(STUB + 12, true)
-    if (referent === 0) return `refused:${hex8(dv.getUint32(STUB + REFUSAL_HRESULT[this.syntax], true))}`
-    if (n < STUB + RESPONSE_HEAD[this.syntax]) return 'protocol'
+      ? dv.getUint32(RESPONSE_STUB + f.referent, true)
+      : dv.getUint32(RESPONSE_STUB + f.referent, true) | dv.getUint32(RESPONSE_STUB + f.referent + 4, true)
+    if (referent === 0) return `refused:${hex8(dv.getUint32(RESPONSE_STUB + f.refusalHresult, true))}`
+    if (n < RESPONSE_STUB + f.payload) return 'protocol'
     const conformance = ndr32
-      ? dv.getUint32(STUB + 8, true)
-      : dv.getUint32(STUB + 20, true) === 0
-        ? dv.getUint32(STUB + 16, true)
+      ? dv.getUint32(RESPONSE_STUB + f.conformance, true)
+      : dv.getUint32(RESPONSE_STUB + f.conformance + 4, true) === 0
+        ? dv.getUint32(RESPONSE_STUB + f.conformance, true)
         : -1
-    const start = STUB + RESPONSE_HEAD[this.syntax]
+    const start = RESPONSE_STUB + f.payload
     const end = start + size
-    const hresultAt = (end + 3) & ~3
+    const hresultAt = align4(end)
     if (conformance !== size || hresultAt + 4 > n) return 'protocol'
     const hresult = dv.getUint32(hresultAt, true)
     if (hresult !== 0) return `refused:${hex8(hresult)}`
@@ -219,7 +272,7 @@ export class ActivationCodec {
   private fast(payload: Uint8Array): boolean {
     const n = payload.length
     const p = this.plain
-    if (n < 4 || payload[0] !== p[0] || payload[1] !== p[1] || payload[2] !== p[2] || payload[3] !== p[3])
+    if (n < IV || payload[0] !== p[0] || payload[1] !== p[1] || payload[2] !== p[2] || payload[3] !== p[3])
       return false
     let plain: Uint8Array
     let at: number
@@ -227,51 +280,57 @@ export class ActivationCodec {
     if (this.major < 5) {
       plain = payload
       at = 0
-      length = n - 16
-      if (length < 8) return false
+      length = n - V4_RESPONSE_MAC_LENGTH
+      if (length < KMS_RESPONSE_FIELD.pid) return false
     } else {
-      if (n < 36 || (n - 20) % 16 !== 0) return false
+      if (n < CIPHERTEXT + 16 || (n - CIPHERTEXT) % 16 !== 0) return false
       let sameIv = true
       for (let i = 0; i < 16; i++) {
-        this.responseIv[i] = payload[4 + i]
-        if (payload[4 + i] !== this.iv[i]) sameIv = false
+        this.responseIv[i] = payload[IV + i]
+        if (payload[IV + i] !== this.iv[i]) sameIv = false
       }
       if (this.major === 5 ? !sameIv : sameIv) return false // V6 same IV: the slow path warns
       if (this.work.length < n) this.work = new Uint8Array(n + 64)
+      // the plaintext goes 16 bytes in: the V6 HMAC message puts D(response IV) in front of it
       plain = this.work
       at = 16
-      cbcDecryptInto(this.cipher, this.responseIv, payload, 20, n - 20, plain, at)
-      const pad = plain[at + n - 21]
+      const size = n - CIPHERTEXT
+      cbcDecryptInto(this.cipher, this.responseIv, payload, CIPHERTEXT, size, plain, at)
+      const pad = plain[at + size - 1]
       if (pad < 1 || pad > 16) return false
-      for (let i = 1; i <= pad; i++) if (plain[at + n - 20 - i] !== pad) return false
-      length = n - 20 - pad
+      for (let i = 1; i <= pad; i++) if (plain[at + size - i] !== pad) return false
+      length = size - pad
     }
-    const pidSize = plain[at + 4] | (plain[at + 5] << 8) | (plain[at + 6] << 16) | (plain[at + 7] << 24)
+    const sizeAt = at + KMS_RESPONSE_FIELD.pidSize
+    const pidSize =
+      plain[sizeAt] | (plain[sizeAt + 1] << 8) | (plain[sizeAt + 2] << 16) | (plain[sizeAt + 3] << 24)
     if (pidSize < 2 || pidSize > 128 || pidSize % 2 !== 0) return false
-    const baseLength = 44 + pidSize
-    const tail = this.major < 5 ? 0 : this.major === 5 ? 48 : 88
+    const baseLength = BASE_RESPONSE_FIXED_LENGTH + pidSize
+    const tail = this.major < 5 ? 0 : this.major === 5 ? V5.end : V6.end
     if (length !== baseLength + tail) return false
-    for (let o = at + 8; o < at + 8 + pidSize - 2; o += 2) if ((plain[o] | plain[o + 1]) === 0) return false
-    if ((plain[at + 6 + pidSize] | plain[at + 7 + pidSize]) !== 0) return false
-    const t = at + 8 + pidSize
-    for (let i = 0; i < 16; i++) if (plain[t + i] !== p[CMID + i]) return false
-    for (let i = 0; i < 8; i++) if (plain[t + 16 + i] !== p[TIME + i]) return false
-    const count = plain[t + 24] | (plain[t + 25] << 8) | (plain[t + 26] << 16) | (plain[t + 27] << 24)
+    const pid = at + KMS_RESPONSE_FIELD.pid
+    for (let o = pid; o < pid + pidSize - 2; o += 2) if ((plain[o] | plain[o + 1]) === 0) return false
+    if ((plain[pid + pidSize - 2] | plain[pid + pidSize - 1]) !== 0) return false
+    const t = pid + pidSize
+    for (let i = 0; i < 16; i++) if (plain[t + TAIL.cmid + i] !== p[CMID + i]) return false
+    for (let i = 0; i < 8; i++) if (plain[t + TAIL.requestTime + i] !== p[TIME + i]) return false
+    const c = t + TAIL.currentCount
+    const count = plain[c] | (plain[c + 1] << 8) | (plain[c + 2] << 16) | (plain[c + 3] << 24)
     if (this.major < 5) {
       const mac = v4Mac(payload.subarray(0, length))
-      for (let i = 0; i < 16; i++) if (mac[i] !== payload[length + i]) return false
+      for (let i = 0; i < V4_RESPONSE_MAC_LENGTH; i++) if (mac[i] !== payload[length + i]) return false
     } else {
       const x = at + baseLength
-      for (let i = 0; i < 16; i++) this.r[i] = plain[x + i] ^ this.d[i]
+      for (let i = 0; i < 16; i++) this.r[i] = plain[x + V5.randomXorD + i] ^ this.d[i]
       const h = sha256(this.r)
-      for (let i = 0; i < 32; i++) if (h[i] !== plain[x + 16 + i]) return false
+      for (let i = 0; i < 32; i++) if (h[i] !== plain[x + V5.hash + i]) return false
       if (this.major >= 6) {
-        for (let i = 0; i < 16; i++) if (plain[x + 56 + i] !== this.d[i]) return false
+        for (let i = 0; i < 16; i++) if (plain[x + V6.xorSalts + i] !== this.d[i]) return false
         // the HMAC message is D(response IV) followed by the payload: decrypt it into the 16
         // bytes left free in front of the plaintext, so the message is one contiguous view
         V6_CIPHER.decryptBlock(this.responseIv, 0, plain, 0)
-        const mac = v6Hmac(this.hmacKey, plain.subarray(0, x + 72))
-        for (let i = 0; i < 16; i++) if (mac[i] !== plain[x + 72 + i]) return false
+        const mac = v6Hmac(this.hmacKey, plain.subarray(0, x + V6.hmac))
+        for (let i = 0; i < 16; i++) if (mac[i] !== plain[x + V6.hmac + i]) return false
       }
     }
     this.belowThreshold = count < this.spec.requiredCount

@@ -1,7 +1,9 @@
 // Which product a request asks for: a catalogue name, or raw application / SKU / KMS ids, and the
 // defaults that follow from the KMS id (threshold N, protocol version; §2.1, §6.2, §6.3).
-import type { Catalog } from '../catalog/index.js'
-import { checkGuid } from './request.js'
+import { UsageError } from '../errors.js'
+import { WINDOWS_APP_ID } from './app-ids.js'
+import { normalizeGuid } from './names.js'
+import type { Catalog } from './types.js'
 
 export interface Product {
   appId: string
@@ -15,7 +17,13 @@ export interface Product {
 }
 
 export const DEFAULT_PRODUCT = 'Windows 11 Enterprise'
-const WINDOWS_APP_ID = '55c92734-d682-4d71-983e-d6ec3f16059f'
+
+/** A GUID option's value in the project's form (braces and case forgiven); UsageError names `--option`. */
+export function checkGuid(text: string, option: string): string {
+  const g = normalizeGuid(text)
+  if (g === undefined) throw new UsageError(`--${option} takes a GUID, got ${JSON.stringify(text)}`, option)
+  return g
+}
 
 /** The SKU a person means (catalogue lookup: exact name, alias, id, GVLK or a unique part of a name). */
 export function findProduct(catalog: Catalog, query: string): Product {
