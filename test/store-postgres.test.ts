@@ -6,9 +6,12 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { startHost } from '../src/api/host.js'
 import { ConfigError } from '../src/errors.js'
+import { OFFICE2013_APP_ID } from '../src/kms/counter.js'
 import { HRESULT } from '../src/kms/hresult.js'
+import { openPgStore } from '../src/store/postgres.js'
 import { type PgCluster, pgUnavailable, startPgCluster } from './fixtures/pg-cluster.js'
 import { activateRaw, baseRequest, WINDOWS_APP } from './fixtures/raw-activate.js'
+import { cmidOf, historyRow, T0 } from './fixtures/store-rows.js'
 
 const noPg = pgUnavailable()
 if (noPg && process.env.CI) throw new Error(`CI: ${noPg}; install PostgreSQL (.ci/run does)`)
@@ -22,6 +25,7 @@ const cluster = () => {
   clusterP ??= startPgCluster(t)
   return clusterP
 }
+const T1 = T0 + 86_400_000
 let n = 0
 const freshDb = async () => (await cluster()).createDatabase(`hosts_${++n}`)
 
@@ -121,4 +125,69 @@ t.test('a database that does not answer at start: ConfigError naming host and po
   )
   t.type(missing, ConfigError, 'a database that refuses us is not waited for')
   t.match(missing?.message, 'does not exist')
+})
+
+t.test('the operations figures from PostgreSQL: totals, client details, history windows', async (t) => {
+  const url = await freshDb()
+  const s = await openPgStore(url)
+  t.teardown(() => s.close())
+  const O = OFFICE2013_APP_ID
+  const client = (i: number, licenseStatus = 1) => ({
+    workstation: `pc-${i}`,
+    skuId: '2de67392-b7a7-462a-b1ca-108dd189f588',
+    licenseStatus,
+    vm: i % 2 === 0,
+  })
+  await s.commit({
+    history: [
+      historyRow({ licenseStatus: 1 }),
+      historyRow({ licenseStatus: 5, hresult: 0xc004f042, reportedCount: null }),
+    ],
+    upserts: [{ appId: WINDOWS_APP, cmid: cmidOf(1), lastSeen: T0, client: client(1) }],
+    removals: [],
+  })
+  // one batch: a second request of cmid 1, and cmid 2 dropped then back (it starts over)
+  await s.commit({
+    history: [historyRow({ licenseStatus: 1 })],
+    upserts: [
+      { appId: WINDOWS_APP, cmid: cmidOf(1), lastSeen: T0 + 10, client: client(1, 2) },
+      { appId: WINDOWS_APP, cmid: cmidOf(2), lastSeen: T0 + 20, client: client(2) },
+    ],
+    removals: [{ appId: WINDOWS_APP, cmid: cmidOf(2) }],
+  })
+  t.same(await s.requestTotals(), { total: 3, failed: 1, byLicenseStatus: { 1: 2, 5: 1 } })
+  t.same(await s.loadPoolClients(), [
+    { appId: WINDOWS_APP, cmid: cmidOf(1), lastSeen: T0 + 10, firstSeen: T0, ...client(1, 2), requests: 2 },
+    { appId: WINDOWS_APP, cmid: cmidOf(2), lastSeen: T0 + 20, firstSeen: T0 + 20, ...client(2), requests: 1 },
+  ])
+  const rows = Array.from({ length: 1234 }, (_, i) =>
+    historyRow({
+      time: T1 + i * 1000,
+      cmid: cmidOf(i),
+      appId: i % 3 === 0 ? O : WINDOWS_APP,
+      clientTime: T1,
+      graceMinutes: i,
+    }),
+  )
+  await s.commit({ history: rows, upserts: [], removals: [] })
+  const queries = [
+    { sinceMs: T1 },
+    { sinceMs: T1, limit: 10 },
+    { limit: 0 },
+    { sinceMs: T1 + 100_000, untilMs: T1 + 700_000 },
+    { appId: O.toUpperCase(), limit: 501, untilMs: T1 + 1_200_000 },
+  ]
+  for (const q of queries) {
+    const want = rows.filter(
+      (r) =>
+        r.time >= (q.sinceMs ?? -Infinity) &&
+        r.time <= (q.untilMs ?? Infinity) &&
+        (q.appId === undefined || r.appId === q.appId.toLowerCase()),
+    )
+    const expected = q.limit === undefined ? want : q.limit === 0 ? [] : want.slice(-q.limit)
+    t.same(await s.readHistory(q), expected, `read ${JSON.stringify(q)}`)
+    const iterated = []
+    for await (const r of s.iterateHistory(q)) iterated.push(r)
+    t.same(iterated, expected, `iterate ${JSON.stringify(q)}`)
+  }
 })
