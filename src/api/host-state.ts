@@ -21,6 +21,7 @@ import type {
   WriteFailure,
 } from '../store/types.js'
 import { claimSharedIdentity, type IdentityOptions, loadOrCreateIdentity } from './identity.js'
+import type { StateProxy } from './options.js'
 
 /** What a pool edit through the API does on a counter, and what to write for it. */
 export type PoolChange<T> = (counter: ActivationCounter) => {
@@ -61,6 +62,8 @@ export interface HostStateOptions {
   onError(err: Error): void
   /** a shared store answered again after an outage */
   onRecovered(): void
+  /** the state lives in another process (a `--workers` primary) */
+  proxy?: StateProxy
 }
 
 const byApp = (entries: PoolEntry[]) => {
@@ -73,6 +76,7 @@ const byApp = (entries: PoolEntry[]) => {
 }
 
 export async function openHostState(o: HostStateOptions): Promise<HostState> {
+  if (o.proxy) return proxyState(o.proxy)
   if (isPostgresLocation(o.location)) return openSharedState(o)
   return openLocalState(o)
 }
@@ -140,6 +144,36 @@ function openLocalState(o: HostStateOptions): HostState {
   } catch (err) {
     store.close()
     throw err
+  }
+}
+
+/** A worker's view of the state its primary owns: records go there; reading is the primary's job. */
+function proxyState(proxy: StateProxy): HostState {
+  const elsewhere = (what: string) =>
+    new StoreReadError(
+      `${what}: the state ${proxy.location} is owned by the --workers primary`,
+      proxy.location,
+    )
+  return {
+    location: proxy.location,
+    identity: proxy.identity,
+    recorder: new BatchingRecorder((items) => proxy.send(items), proxy.location),
+    up: true,
+    writeFailed: () => true,
+    readPools: () => {
+      throw elsewhere('pools.read()')
+    },
+    fetchPools: () => Promise.reject(elsewhere('pools.fetch()')),
+    changePools: () => Promise.reject(elsewhere('pools.seed() and pools.reset()')),
+    history: () => {
+      throw elsewhere('history()')
+    },
+    readHistory: () => Promise.reject(elsewhere('readHistory()')),
+    pruneExpired: async () => {},
+    failWrites: () => {
+      throw elsewhere('faults.failWrites()')
+    },
+    close: async () => {},
   }
 }
 

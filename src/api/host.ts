@@ -71,6 +71,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     historyDays: options.historyDays,
     memoryHistoryLimit: options.memoryHistoryLimit,
     connectWaitMs: options.stateWaitMs,
+    proxy: options.stateProxy,
     counter,
     catalog,
     identity: {

@@ -2,7 +2,16 @@ import { UsageError } from '../errors.js'
 import { type CounterMode, parseCounterMode } from '../kms/counter.js'
 import { parseCidr } from '../server/cidr.js'
 import type { ListenAddress } from '../server/server.js'
+import type { Counted, RecordItem } from '../store/recorder.js'
+import type { HostIdentity } from '../store/types.js'
 import type { FaultRule } from './rules.js'
+
+/** A state another process owns (the primary of `--workers`): it records and counts for this host. */
+export interface StateProxy {
+  location: string
+  identity: HostIdentity
+  send(items: RecordItem[]): Promise<(Counted | null)[]>
+}
 
 /** Options of a host: the typed form of `kmslab serve`'s flags (same names, camelCase). */
 export interface HostOptions {
@@ -13,6 +22,8 @@ export interface HostOptions {
    * path), or PostgreSQL: a postgres:// or postgresql:// URL, or 'postgres' for the PG* variables.
    */
   state?: string
+  /** Set in `--workers` worker processes: the state lives in the primary, reached through this. */
+  stateProxy?: StateProxy
   /** PostgreSQL state: how long to wait for the database at start (default 10 000 ms). */
   stateWaitMs?: number
   /** 'real' (default), 'charged', 'fixed:N', or the parsed form. */

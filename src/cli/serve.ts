@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isWorker, joinPrimary, leavePrimary, parseWorkers, reportListening } from '../api/cluster.js'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
 import { loadRulesFile } from '../api/rules.js'
@@ -10,6 +11,7 @@ import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
+import { runPrimary } from './serve-workers.js'
 
 const LISTEN = 'Listening and RPC'
 const KMS = 'KMS behaviour'
@@ -156,6 +158,14 @@ const OPTIONS = {
       'SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or ~/.local/state/kmslab/state.db); ' +
       'memory keeps nothing; a postgres:// or postgresql:// URL (or postgres alone, for PGHOST, PGPORT, ' +
       'PGUSER, PGPASSWORD, PGDATABASE) keeps it in PostgreSQL, shared by every host pointed at it',
+  },
+  workers: {
+    type: 'string',
+    arg: 'N|auto',
+    section: LISTEN,
+    help:
+      'worker processes behind the same addresses, one host (one identity, one count); auto = the ' +
+      'cores available (default 1: one process)',
   },
   'state-wait': {
     type: 'string',
@@ -312,7 +322,12 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
   }
 }
 
-function banner(host: KmsHost, log: ServeLog, options: HostOptions): void {
+/** What the banner names: a host, or what the first `--workers` worker reported. */
+export type BannerInfo = Pick<KmsHost, 'addresses' | 'identity' | 'stateLocation' | 'seeded'> & {
+  pools: { mode: KmsHost['pools']['mode'] }
+}
+
+export function banner(host: BannerInfo, log: ServeLog, options: HostOptions): void {
   const addrs = host.addresses.map((a) =>
     a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
   )
@@ -356,6 +371,10 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   )
   // A log reader that goes away (a closed pipe) must not take the host down with it.
   for (const stream of [io.stdout, io.stderr]) stream.on('error', () => {})
+  const workers = parseWorkers(merged.workers)
+  const worker = isWorker()
+  if (workers > 1 && !worker) return runPrimary(options, workers, log)
+  if (worker) options.stateProxy = (await joinPrimary(options)) ?? undefined
   let host: KmsHost
   try {
     host = await startHost(options)
@@ -364,7 +383,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
   }
-  banner(host, log, options)
+  if (worker) reportListening(host.addresses, host.identity, host.stateLocation)
+  else banner(host, log, options)
   // --quiet drops activation lines: no listener, so the host does not build them at all.
   if (log.level !== 'quiet') host.events.on('activation', (r) => log.activation(host, r))
   host.events.on('connection', (c) => {
@@ -397,7 +417,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   process.on('SIGHUP', onHup)
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log.always('stopping', `${signal}: stopping`)
+      if (!worker) log.always('stopping', `${signal}: stopping`)
       resolve()
     }
     process.once('SIGINT', () => stop('SIGINT'))
@@ -407,7 +427,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
   await host.close()
-  log.always('stopped', 'stopped')
+  if (worker) leavePrimary()
+  else log.always('stopped', 'stopped')
   return 0
 }
 
