@@ -93,6 +93,7 @@ export async function startPrimary(
   const owned = state
   let stopping = false
   let listening = false
+  let started = 0
   let readyResolve: () => void = () => {}
   const ready = new Promise<void>((resolve) => {
     readyResolve = resolve
@@ -125,6 +126,8 @@ export async function startPrimary(
         w.send({ kmslab: 'state', location: owned.location, identity: owned.identity })
       else if (m?.kmslab === 'record') void record(w, m.id, m.items)
       else if (m?.kmslab === 'listening' && !listening) {
+        // one banner, once every worker listens
+        if (++started < workers) return
         listening = true
         on.listening(m)
         readyResolve()
