@@ -10,7 +10,8 @@
 // KMSLAB_BENCH_PG_URL (postgres://USER@HOST:PORT/DB: adds the postgres state's rows; a scratch database),
 // KMSLAB_BENCH_HOST_BIN (another build's dist/cli/bin.js as the host, to compare two builds),
 // KMSLAB_BENCH_CPU_REQUESTS (activations per run of the CPU matrix, default 20000),
-// KMSLAB_BENCH_CPU_PROF (a directory: every host writes its V8 .cpuprofile there as it exits).
+// KMSLAB_BENCH_CPU_PROF (a directory: every host writes its V8 .cpuprofile there as it exits),
+// KMSLAB_BENCH_HOST_ARGS (more `kmslab serve` flags for every host, space-separated: --http 127.0.0.1:0).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -31,6 +32,7 @@ const CLK_TCK = 100
 const IDLE_CONNECTIONS = 10_000
 const CPU_REQUESTS = Number(process.env.KMSLAB_BENCH_CPU_REQUESTS ?? 20_000)
 const CPU_PROF_DIR = process.env.KMSLAB_BENCH_CPU_PROF || null
+const EXTRA_HOST_ARGS = (process.env.KMSLAB_BENCH_HOST_ARGS ?? '').split(' ').filter((a) => a !== '')
 
 /** The issue's figures for this machine (2 cores shared by host and load), V6, state in memory. */
 export const TARGETS = [
@@ -236,6 +238,7 @@ async function startHost(state, hostArgs = [], profName = 'host') {
       '--idle-timeout',
       '60',
       ...hostArgs,
+      ...EXTRA_HOST_ARGS,
     ],
     prof,
   )

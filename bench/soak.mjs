@@ -48,12 +48,9 @@ const load = async (p) => {
 }
 const rpc = await load('wire/rpc.js')
 const ndr = await load('wire/ndr.js')
-const { filetimeFromDate } = await load('wire/bytes.js')
-const { emitBaseRequest } = await load('wire/kms-request.js')
-const { buildKmsRequest, verifyKmsResponse } = await load('kms/client.js')
-const { cryptoRandom } = await load('crypto/random.js')
-const { cbcEncrypt } = await load('crypto/cbc.js')
-const { V6_CIPHER } = await load('crypto/rijndael.js')
+const { verifyKmsResponse } = await load('kms/client.js')
+const { OFFICE2013_APP_ID, WINDOWS_APP_ID } = await load('catalog/index.js')
+const hostile = await load('load/hostile.js')
 const { capturePdus } = await load('capture/index.js')
 const { openStateStore } = await load('store/open.js')
 const { default: Database } = await import('better-sqlite3')
@@ -77,71 +74,20 @@ const uuid = () => {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20)}`
 }
 
-const KMS = { uuid: rpc.KMS_INTERFACE_UUID, versionMajor: 1, versionMinor: 0 }
-const EPM = { uuid: 'e1af8308-5d1f-11c9-91a4-08002b14a0fa', versionMajor: 3, versionMinor: 0 }
-const NDR32 = { uuid: rpc.NDR32_UUID, version: 2 }
-const APPS = ['55c92734-d682-4d71-983e-d6ec3f16059f', '0ff1ce15-a989-479d-af46-f275c6370663', uuid()]
-const ctx = (contextId, iface = KMS) => ({ contextId, abstractSyntax: iface, transferSyntaxes: [NDR32] })
-const bind = (contexts = [ctx(0)], declared) =>
-  rpc.emitBindPdu({
-    header: rpc.makeHeader(rpc.PTYPE.BIND, 2, 0x13),
-    maxXmitFrag: 5840,
-    maxRecvFrag: 5840,
-    assocGroupId: 0,
-    contexts,
-    declaredContextCount: declared,
-  })
-const request = (payload, { callId = 3, contextId = 0, opnum = 0 } = {}) =>
-  rpc.emitRequestPdu({
-    header: rpc.makeHeader(rpc.PTYPE.REQUEST, callId),
-    allocHint: 0,
-    contextId,
-    opnum,
-    stub: ndr.emitRequestStub(payload, 'ndr32'),
-  })
-const base = (fields = {}) => ({
-  versionMinor: 0,
-  versionMajor: 6,
-  isClientVm: 0,
-  licenseStatus: 2,
-  graceTime: 43200,
-  appId: APPS[0],
-  skuId: '73111121-5638-40f6-bc11-f1d7b0d64300',
-  kmsId: '58e2134f-8e11-4d17-9cb2-91069c151148',
-  cmid: uuid(),
-  requiredCount: 5,
-  requestTime: filetimeFromDate(new Date()),
-  previousCmid: '00000000-0000-0000-0000-000000000000',
-  workstation: 'soak.example.test',
-  ...fields,
-})
-const kms = (major, fields) => buildKmsRequest(base({ versionMajor: major, ...fields }), cryptoRandom)
+// The hostile builders are the product's catalogue (src/load/hostile.ts), the same the tests use.
+const KMS = hostile.KMS_IFACE
+const EPM = hostile.EPM_IFACE
+const APPS = [WINDOWS_APP_ID, OFFICE2013_APP_ID, uuid()]
+const ctx = (contextId, iface = KMS) => hostile.context(contextId, iface)
+const bind = (contexts, declared) => hostile.bind(contexts, { declared })
+const { request } = hostile
+/** Soak clients ask for N = 5 and name themselves, on top of the catalogue's base request. */
+const kms = (major, fields) =>
+  hostile.kms(major, { requiredCount: 5, workstation: 'soak.example.test', ...fields })
+/** A KMS payload the host must refuse: a row of the catalogue, or random bytes. */
 function badPayload() {
-  const v4 = kms(4).payload
-  switch (int(6)) {
-    case 0:
-      return v4.subarray(0, 200 + int(51))
-    case 1: {
-      const p = Uint8Array.from(v4)
-      p[240 + int(12)] ^= 1 + int(255)
-      return p
-    }
-    case 2: {
-      const plain = new Uint8Array(240).fill(5 + int(10))
-      plain.set(emitBaseRequest(base()))
-      const iv = bytes(16)
-      return concat(Uint8Array.of(0, 0, 6, 0), iv, cbcEncrypt(V6_CIPHER, iv, plain))
-    }
-    case 3: {
-      const p = Uint8Array.from(kms(6).payload)
-      p[2] = pick([0, 1, 2, 3, 7, 8, 255])
-      return p
-    }
-    case 4:
-      return concat(kms(5).payload, new Uint8Array(1 + int(40)))
-    default:
-      return bytes(int(300))
-  }
+  const rows = Object.values(hostile.badKmsPayloads())
+  return int(rows.length + 1) < rows.length ? pick(rows) : bytes(int(300))
 }
 
 /** Client PDU streams of every capture, for mutations. */
@@ -259,12 +205,6 @@ const notRpc = () => {
   return b
 }
 
-/** A copy of `b` with bytes replaced: `{ offset: value }`. */
-const patched = (b, edits) => {
-  const out = Uint8Array.from(b)
-  for (const [at, value] of Object.entries(edits)) out[Number(at)] = value
-  return out
-}
 /** The largest BIND that fits 5840 bytes: 28 + 44 bytes per one-syntax context. */
 const MAX_FITTING_CONTEXTS = Math.floor((5840 - 28) / 44)
 
@@ -282,7 +222,7 @@ const KINDS = {
     weight: 5,
     lines: 1,
     run: async (p) => {
-      p.send(Buffer.from(`GET /${int(1e6)} HTTP/1.1\r\nHost: x\r\n\r\n`))
+      p.send(hostile.NOT_RPC['HTTP request'])
       await expectSilentClose(p)
     },
   },
@@ -290,7 +230,7 @@ const KINDS = {
     weight: 5,
     lines: 1,
     run: async (p) => {
-      p.send(concat(Uint8Array.of(0x16, 3, 1, 0, 0xa5, 1, 0, 0, 0xa1, 3, 3), bytes(32)))
+      p.send(hostile.NOT_RPC['TLS client hello'])
       await expectSilentClose(p)
     },
   },
@@ -298,7 +238,7 @@ const KINDS = {
     weight: 4,
     lines: 1,
     run: async (p) => {
-      p.send(patched(bind(), { 8: int(16), 9: 0 }))
+      p.send(hostile.bindWithLength(int(16)))
       await expectSilentClose(p)
     },
   },
@@ -308,7 +248,7 @@ const KINDS = {
     run: async (p) => {
       const n = 5841 + int(65536 - 5841)
       // only the header: the host must not wait for what the length promises
-      p.send(patched(bind(), { 8: n & 0xff, 9: n >> 8 }).subarray(0, 10))
+      p.send(hostile.bindWithLength(n).subarray(0, 10))
       await expectSilentClose(p)
     },
   },
@@ -322,7 +262,7 @@ const KINDS = {
         [6, 0],
         [7, 3],
       ])
-      p.send(patched(bind(), { 0: major, 1: minor }))
+      p.send(hostile.bindVersion(major, minor))
       await expectNak(p, rpc.BIND_NAK_REASON.PROTOCOL_VERSION_NOT_SUPPORTED)
     },
   },
@@ -330,7 +270,7 @@ const KINDS = {
     weight: 4,
     lines: 1,
     run: async (p) => {
-      p.send(patched(bind(), { 5: 1 + int(3) }))
+      p.send(hostile.bindDrep([0x10, 1 + int(3)]))
       await expectNak(p, rpc.BIND_NAK_REASON.NOT_SPECIFIED)
     },
   },

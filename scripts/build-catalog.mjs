@@ -205,7 +205,18 @@ function readCsvlks(els, overlay, kmsById, warn) {
 function epidFamiliesOf(overlay, csvlks, kmsById) {
   const families = overlay.epidFamilies.map((f) => {
     const { id, groupId, minKeyId, maxKeyId, releaseDate } = csvlks.get(f.csvlkId)
-    return { id: f.id, name: f.name, csvlkId: id, groupId, minKeyId, maxKeyId, releaseDate, source: f.source }
+    const { minHostBuild } = f
+    return {
+      id: f.id,
+      name: f.name,
+      csvlkId: id,
+      groupId,
+      minKeyId,
+      maxKeyId,
+      releaseDate,
+      minHostBuild,
+      source: f.source,
+    }
   })
   for (const f of families.filter((f) => f.id !== 'windows')) {
     for (const id of csvlks.get(f.csvlkId).activates) kmsById.get(id).epidFamily = f.id

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Checks that every module under src/ imports only from its own folder or from a lower layer,
 // so the house stays layered: bytes below crypto below protocol logic below I/O below the CLI.
-// A same-rank sibling (say server -> store) is refused too: the API layer composes them.
+// A same-rank sibling (say server -> store) is refused too: the API layer composes them. Inside a
+// layer, imports form no cycle (type-only imports included).
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -43,7 +44,11 @@ function walk(dir, out = []) {
 }
 
 const problems = []
+/** Every module's imports of other modules under src/ (type-only ones too): for the cycle check. */
+const graph = new Map()
 for (const file of walk(src)) {
+  const edges = []
+  graph.set(file, edges)
   const from = unitOf(file)
   if (!(from in RANK)) {
     problems.push(
@@ -58,6 +63,7 @@ for (const file of walk(src)) {
     if (!spec.startsWith('.')) continue
     const target = resolve(dirname(file), spec)
     if (!target.startsWith(src)) continue
+    edges.push(target.replace(/\.js$/, '.ts'))
     const to = unitOf(target.replace(/\.js$/, '.ts'))
     if (to === from) continue
     if (!(to in RANK)) {
@@ -68,8 +74,34 @@ for (const file of walk(src)) {
   }
 }
 
+// No module may reach itself through its imports, type-only imports included: a cycle makes the
+// order of evaluation matter and two files that cannot be understood one without the other.
+// Depth-first search with three colours; each cycle is reported once, from its first module.
+const state = new Map() // file -> 'open' while on the path, 'done' after
+const path = []
+const seenCycles = new Set()
+function visit(file) {
+  state.set(file, 'open')
+  path.push(file)
+  for (const next of graph.get(file) ?? []) {
+    if (!graph.has(next)) continue
+    const s = state.get(next)
+    if (s === 'open') {
+      const cycle = path.slice(path.indexOf(next)).map((f) => relative(root, f))
+      const key = [...cycle].sort().join(' ')
+      if (!seenCycles.has(key)) {
+        seenCycles.add(key)
+        problems.push(`import cycle: ${[...cycle, cycle[0]].join(' -> ')}`)
+      }
+    } else if (s === undefined) visit(next)
+  }
+  path.pop()
+  state.set(file, 'done')
+}
+for (const file of [...graph.keys()].sort()) if (!state.has(file)) visit(file)
+
 if (problems.length > 0) {
   for (const p of problems) console.error(p)
   process.exit(1)
 }
-console.log('layers: every import points downward')
+console.log('layers: every import points downward, and no module imports itself through others')

@@ -75,6 +75,7 @@ t.test('events, activations() and history() tell the same requests', async (t) =
       faultStatus,
       reason,
       poolSize,
+      newClient,
       willActivate,
       stored,
       request,

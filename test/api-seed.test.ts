@@ -108,18 +108,19 @@ t.test('a seeded identity is pinned: runs recorded on another machine replay', a
   await host.close()
   t.equal(host.seeded, true)
   // Drawn once and written down: if this changes, seeded runs recorded earlier stop replaying.
+  // (Changed once, when the build had to fit every CSVLK served: Server 2012 cannot hold Office 2024's.)
   t.same(host.identity, {
     epids: {
-      windows: '05426-00206-563-981173-03-1050-9200.0000-0722021',
-      office2010: '05426-00096-204-320751-03-1050-9200.0000-3092020',
-      office2013: '05426-00206-250-583424-03-1050-9200.0000-1502023',
-      office2016: '05426-00206-440-896861-03-1050-9200.0000-1642024',
-      office2019: '05426-00206-680-565426-03-1050-9200.0000-0262021',
-      office2021: '05426-00206-581-526034-03-1050-9200.0000-1222022',
-      office2024: '05426-00206-681-657052-03-1050-9200.0000-2602024',
+      windows: '03612-00206-563-981173-03-1050-14393.0000-0722021',
+      office2010: '03612-00096-204-320751-03-1050-14393.0000-2982017',
+      office2013: '03612-00206-250-583424-03-1050-14393.0000-2212021',
+      office2016: '03612-00206-440-896861-03-1050-14393.0000-2512022',
+      office2019: '03612-00206-680-565426-03-1050-14393.0000-0262021',
+      office2021: '03612-00206-581-526034-03-1050-14393.0000-1222022',
+      office2024: '03612-00206-681-657052-03-1050-14393.0000-2602024',
     },
     hwid: 'ECFB6C428222F0FC',
-    hostBuild: 9200,
+    hostBuild: 14393,
     lcid: 1050,
     createdAt: Date.UTC(2025, 0, 1),
   })

@@ -1,9 +1,12 @@
 /**
  * Read-only state: a clear ConfigError at start, naming the path. Root ignores file modes, so
- * when the tests run as root the opening happens in a child process running as nobody (uid
- * 65534): the kernel then refuses the writes exactly as it would to an unprivileged host. As
- * any other user the child runs under the test's own uid and the modes apply directly.
+ * when the tests run as root the opening happens in a child process that is root without any
+ * capability (setpriv empties its bounding set): the kernel then applies the modes to it like to
+ * any owner, and refuses the writes exactly as it would to an unprivileged host. It stays uid 0,
+ * so it still reads the checkout wherever that is (a 0700 home or mktemp -d, which a child
+ * running as nobody could not enter). As any other user the child runs under the test's own uid.
  */
+import { spawnSync } from 'node:child_process'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -13,6 +16,7 @@ import { runTs } from './fixtures/store-spawn.js'
 
 const asRoot = process.getuid?.() === 0
 const opener = new URL('./fixtures/store-open.ts', import.meta.url)
+const hasSetpriv = asRoot && spawnSync('setpriv', ['--version']).status === 0
 
 interface Outcome {
   ok: boolean
@@ -22,8 +26,10 @@ interface Outcome {
 }
 
 async function openElsewhere(path: string): Promise<Outcome> {
-  const ids = asRoot ? { uid: 65534, gid: 65534 } : {}
-  const r = await runTs(opener, [path], { ...ids, cwd: process.cwd() })
+  // Without setpriv, root's child runs as nobody (uid 65534): then the checkout must be readable by all.
+  const as = asRoot && !hasSetpriv ? { uid: 65534, gid: 65534 } : {}
+  const wrap = hasSetpriv ? ['setpriv', '--bounding-set=-all', '--inh-caps=-all', '--'] : []
+  const r = await runTs(opener, [path], { ...as, cwd: process.cwd() }, wrap)
   if (r.code !== 0) throw new Error(`store-open fixture exited ${r.code}: ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
 }
@@ -87,6 +93,7 @@ t.test('a writable file in a read-only directory (SQLite could not create its -w
 
 t.test('a directory that cannot be created for lack of permission', async (t) => {
   const dir = await sharedDir(t)
+  await chmod(dir, 0o555) // not even its owner may add to it
   const path = join(dir, 'sub', 'state.db')
   const out = await openElsewhere(path)
   t.equal(out.name, 'ConfigError')

@@ -1,5 +1,6 @@
 // The kmslab dashboard: plain DOM, no framework, nothing fetched but this host's own /api.
 // Every value from the host reaches the page as text (textContent, attributes), never as markup.
+// URLs are relative (api/status, not /api/status) so the page also works behind a proxy's path prefix.
 
 const WINDOWS_APP = '55c92734-d682-4d71-983e-d6ec3f16059f'
 const OFFICE2010_APP = '59a52881-a989-479d-af46-f275c6370663'
@@ -129,7 +130,7 @@ let opened = false
 /** Server-sent events carry each activation; EventSource sends no headers, so the token rides in the URL. */
 function connectEvents() {
   if (source) source.close()
-  const url = token ? `/api/events?token=${encodeURIComponent(token)}` : '/api/events'
+  const url = token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events'
   source = new EventSource(url)
   setLive('connecting')
   source.onopen = () => {
@@ -159,7 +160,7 @@ function connectEvents() {
     source = null
     setTimeout(async () => {
       try {
-        await api('/api/status')
+        await api('api/status')
         showError(null)
       } catch (err) {
         showError(err)
@@ -235,9 +236,11 @@ function verdict(row) {
   const activates =
     typeof row.willActivate === 'boolean'
       ? row.willActivate
-      : row.outcome
-        ? row.outcome === 'activated'
-        : Number(row.reportedCount) >= Number(row.requiredCount)
+      : typeof row.activated === 'boolean'
+        ? row.activated
+        : row.outcome
+          ? row.outcome === 'activated'
+          : Number(row.reportedCount) >= Number(row.requiredCount)
   return activates
     ? { kind: 'ok', text: 'activates' }
     : { kind: 'low', text: `${HR_BELOW_THRESHOLD} below threshold` }
@@ -265,12 +268,12 @@ function debounce(fn, ms) {
 // ---------------------------------------------------------------- overview: pools and figures
 
 function thresholdsOf(pool) {
-  if (Array.isArray(pool.thresholds) && pool.thresholds.length) {
+  if (Array.isArray(pool.thresholds)) {
     return pool.thresholds.map((t) => ({
-      kind: t.kind ?? t.name ?? t.label ?? 'client',
-      count: Number(t.count ?? t.required ?? t.threshold ?? t.value),
-      newClient: t.newClient ?? t.newClientCount ?? null,
-      activates: t.activates ?? t.newClientActivates ?? null,
+      kind: t.clients ?? t.kind ?? 'client',
+      count: Number(t.required ?? t.count),
+      newClient: t.newClientGets ?? null,
+      activates: t.newClientActivates ?? null,
     }))
   }
   const known = applicationOf(pool.appId ?? pool.application)
@@ -296,7 +299,7 @@ function renderPools(st) {
     const count = Number(pool.currentCount ?? pool.count ?? 0)
     const known = applicationOf(pool.appId ?? pool.application)
     const thresholds = thresholdsOf(pool)
-    const scale = Math.max(50, count)
+    const scale = Math.max(Number(pool.capacity) || 50, count)
     const meter = el(
       'div',
       { class: 'meter', 'aria-hidden': 'true' },
@@ -311,7 +314,7 @@ function renderPools(st) {
     )
     const items = thresholds.map((t) => {
       // A new client is one more CMID in the pool: it is told the count with itself in it.
-      const next = t.newClient ?? count + 1
+      const next = Number(t.newClient ?? count + 1)
       const ok = t.activates ?? next >= t.count
       return el(
         'li',
@@ -320,11 +323,7 @@ function renderPools(st) {
           'span',
           { class: 'kind' },
           t.kind,
-          el(
-            'span',
-            { class: 'muted small need' },
-            ok ? `needs ${t.count}: reached` : `needs ${t.count}: ${t.count - next} more to go`,
-          ),
+          el('span', { class: 'muted small need' }, `needs ${t.count}, gets ${next}`),
         ),
         el('span', { class: `badge badge-${ok ? 'ok' : 'low'}` }, ok ? 'activates' : HR_BELOW_THRESHOLD),
       )
@@ -384,15 +383,23 @@ function renderFigures(st) {
     ...rows.slice(2).flatMap(figure),
   )
   const started = toDate(st.startedAt)
-  const extra = [
-    ['Host version', st.version],
-    ['Counter', typeof st.counter === 'object' ? JSON.stringify(st.counter) : st.counter],
+  const host = [
+    ['Version', st.version],
     ['Running since', started ? dateTimeFormat.format(started) : null],
+    ['KMS listening on', Array.isArray(st.listening) ? st.listening.join(', ') : null, true],
+    ['Counter', typeof st.counter === 'object' ? JSON.stringify(st.counter) : st.counter],
+    ['State', st.state, true],
+    ['Hardware ID', st.identity?.hwid, true],
+    ...Object.entries(st.identity?.epids ?? {}).map(([family, epid]) => [`ePID ${family}`, epid, true]),
   ]
-  for (const [label, value] of extra) {
-    if (value === undefined || value === null) continue
-    dl.append(el('dt', { class: 'host' }, label), el('dd', { class: 'host' }, String(value)))
-  }
+  $('host-info').replaceChildren(
+    ...host
+      .filter(([, value]) => value !== undefined && value !== null && value !== '')
+      .flatMap(([label, value, mono]) => [
+        el('dt', {}, label),
+        el('dd', { class: mono ? 'mono' : '' }, String(value)),
+      ]),
+  )
 }
 
 function listeningText(list) {
@@ -410,7 +417,7 @@ function renderStatus(st) {
 }
 
 async function loadStatus() {
-  renderStatus(await api('/api/status'))
+  renderStatus(await api('api/status'))
 }
 
 // ---------------------------------------------------------------- overview: newest activations
@@ -453,7 +460,7 @@ function renderRecent(freshCount = 0) {
 }
 
 async function loadRecent() {
-  const rows = await api(`/api/history?format=json&limit=${RECENT_ROWS}`)
+  const rows = await api(`api/history?format=json&limit=${RECENT_ROWS}`)
   recent = (Array.isArray(rows) ? rows : []).slice(-RECENT_ROWS).reverse()
   renderRecent()
 }
@@ -466,7 +473,7 @@ const RANGES = {
   '7d': { span: 7 * 86_400_000, bucket: 6 * 3_600_000 },
   '30d': { span: 30 * 86_400_000, bucket: 86_400_000 },
 }
-let plot = { range: '24h', start: 0, buckets: [] }
+let plot = { range: '24h', start: 0, from: 0, buckets: [] }
 
 function bucketOf(row) {
   const kind = verdict(row).kind
@@ -484,23 +491,34 @@ function addToPlot(row) {
   return false
 }
 
+// The plot reads at most this many rows; on a busier host it starts at the oldest row it got.
+const PLOT_ROWS = 50_000
+
 async function loadPlot() {
   const range = RANGES[plot.range]
   const now = Date.now()
   const start = Math.floor((now - range.span) / range.bucket + 1) * range.bucket
   const n = Math.ceil((now + 1 - start) / range.bucket)
   const since = new Date(start).toISOString()
-  const rows = await api(`/api/history?format=json&since=${encodeURIComponent(since)}`)
-  plot = { range: plot.range, start, buckets: Array.from({ length: n }, () => ({ ok: 0, low: 0, bad: 0 })) }
-  for (const row of Array.isArray(rows) ? rows : []) addToPlot(row)
+  const got = await api(`api/history?format=json&since=${encodeURIComponent(since)}&limit=${PLOT_ROWS}`)
+  const rows = Array.isArray(got) ? got : []
+  const from = rows.length >= PLOT_ROWS ? (toDate(rows[0].time)?.getTime() ?? start) : start
+  plot = {
+    range: plot.range,
+    start,
+    from,
+    buckets: Array.from({ length: n }, () => ({ ok: 0, low: 0, bad: 0 })),
+  }
+  for (const row of rows) addToPlot(row)
   drawPlot()
 }
 
+/** The top of the y axis: four gridlines at whole steps of 1, 2 or 5 times a power of ten. */
 function niceMax(v) {
-  if (v <= 4) return 4
-  const p = 10 ** Math.floor(Math.log10(v))
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p
-  return 10 * p
+  const raw = Math.max(1, v / 4)
+  const p = 10 ** Math.floor(Math.log10(raw))
+  const step = [1, 2, 5, 10].map((m) => m * p).find((m) => m >= raw)
+  return step * 4
 }
 
 function tickLabel(t, range) {
@@ -511,7 +529,8 @@ function tickLabel(t, range) {
 }
 
 function drawPlot() {
-  const W = 640
+  if (plot.buckets.length === 0) return
+  const W = Math.max(320, Math.round($('plot').clientWidth) || 640)
   const H = 260
   const pad = { l: 36, r: 22, t: 10, b: 26 }
   const { buckets, start, range } = plot
@@ -532,9 +551,16 @@ function drawPlot() {
     role: 'img',
     'aria-label': label,
     class: 'chart',
-    preserveAspectRatio: 'none',
   })
   root.append(svg('title', {}, label))
+  if (plot.from > start) {
+    // Only the newest rows were read: the time before the oldest of them is left blank and says so.
+    const x = pad.l + ((plot.from - start) / (bucket * buckets.length)) * plotW
+    root.append(
+      svg('rect', { x: pad.l, y: pad.t, width: x - pad.l, height: plotH, class: 'unloaded' }),
+      svg('text', { x: pad.l + 6, y: pad.t + 14, class: 'axis' }, 'older requests not shown'),
+    )
+  }
   for (let i = 0; i <= 4; i++) {
     const v = (max / 4) * i
     root.append(
@@ -594,13 +620,30 @@ const refreshClientsSoon = debounce(() => {
   if (currentView() === 'clients') loadClients().catch(showError)
 }, 600)
 
+// A busy host sends thousands of events a second: they are gathered and drawn a few times a second.
+let pending = []
+let flushTimer = null
+
 function onActivation(record) {
-  recent.unshift(record)
-  recent.length = Math.min(recent.length, RECENT_ROWS)
-  renderRecent(1)
-  const v = verdict(record)
-  $('recent-note').textContent = `New: ${record.workstation ?? ''} ${productName(record)}, ${v.text}`
-  if (addToPlot(record)) loadPlot().catch(showError)
+  pending.push(record)
+  if (!flushTimer) flushTimer = setTimeout(flushActivations, 200)
+}
+
+function flushActivations() {
+  flushTimer = null
+  const batch = pending
+  pending = []
+  if (batch.length === 0) return
+  const newest = batch.slice(-RECENT_ROWS).reverse()
+  recent = [...newest, ...recent].slice(0, RECENT_ROWS)
+  renderRecent(newest.length)
+  const last = batch[batch.length - 1]
+  const more = batch.length > 1 ? ` (and ${batch.length - 1} more)` : ''
+  $('recent-note').textContent =
+    `New: ${last.workstation ?? ''} ${productName(last)}, ${verdict(last).text}${more}`
+  let stale = false
+  for (const record of batch) stale = addToPlot(record) || stale
+  if (stale) loadPlot().catch(showError)
   else drawPlot()
   refreshStatusSoon()
   refreshClientsSoon()
@@ -683,7 +726,7 @@ function renderClients() {
         el('td', {}, productName(c)),
         el('td', { class: 'mono small cmid', title: c.cmid ?? '' }, c.cmid ?? ''),
         el('td', {}, licenseText(c.licenseStatus)),
-        el('td', {}, c.vm ? 'yes' : 'no'),
+        el('td', {}, c.vm === null || c.vm === undefined ? '—' : c.vm ? 'yes' : 'no'),
         el('td', { class: 'num' }, c.requests ?? ''),
         timeCell(c.firstSeen),
         timeCell(c.lastSeen),
@@ -694,7 +737,7 @@ function renderClients() {
 
 async function loadClients() {
   const app = $('clients-app').value
-  const rows = await api(app ? `/api/clients?application=${encodeURIComponent(app)}` : '/api/clients')
+  const rows = await api(app ? `api/clients?application=${encodeURIComponent(app)}` : 'api/clients')
   clients = Array.isArray(rows) ? rows : []
   renderClients()
 }
@@ -704,7 +747,7 @@ async function loadClients() {
 let productList = []
 
 async function loadProducts() {
-  const rows = await api('/api/products')
+  const rows = await api('api/products')
   productList = Array.isArray(rows) ? rows : (rows?.products ?? [])
   products = new Map(productList.map((p) => [lower(p.skuId ?? p.id), p]))
 }
@@ -733,7 +776,11 @@ function renderProducts() {
         el('td', { class: 'mono nowrap' }, p.gvlk ?? '—'),
         el('td', { class: 'nowrap' }, p.family ?? ''),
         el('td', { class: 'num' }, p.requiredCount ?? ''),
-        el('td', { class: 'num' }, p.defaultProtocol ? `V${p.defaultProtocol}` : ''),
+        el(
+          'td',
+          { class: 'num' },
+          (p.protocol ?? p.defaultProtocol) ? `V${p.protocol ?? p.defaultProtocol}` : '',
+        ),
       ),
     ),
   )
@@ -768,46 +815,55 @@ function commandBlock(title, text, note) {
   )
 }
 
-/** The commands, whatever the host names its keys: known ones first, then any other string it sends. */
-function connectEntries(cfg) {
-  const c = { ...(cfg.commands ?? {}), ...cfg }
-  const pick = (...keys) => keys.map((k) => c[k]).find((v) => typeof v === 'string' && v)
-  const join = (v) => (Array.isArray(v) ? v.join('\n') : v)
-  const known = [
-    ['Windows', join(pick('slmgr', 'windows', 'skms')), 'Point Windows at this host, then activate now.'],
+const lines = (v) => (Array.isArray(v) ? v.join('\n') : (v ?? ''))
+
+function targetBlocks(target, several) {
+  const c = target.commands ?? {}
+  const blocks = [
+    [
+      'Windows',
+      lines([c.windows, c.windowsActivate].filter(Boolean)),
+      'Point Windows at this host, then activate now.',
+    ],
     [
       'Office',
-      join(
-        [pick('osppHost', 'sethst', 'ospp'), pick('osppPort', 'setprt')].filter(Boolean).join('\n') ||
-          pick('office'),
-      ),
-      'In the Office folder (for example C:\\Program Files\\Microsoft Office\\Office16), then /act.',
+      lines(c.office),
+      'In the Office folder (for example C:\\Program Files\\Microsoft Office\\Office16).',
     ],
-    [
-      'DNS SRV record',
-      join(pick('srv', 'dnsSrv', 'srvRecord', 'dns')),
-      'Lets clients find this host by themselves (zone file syntax).',
-    ],
+    ['DNS SRV record', lines(target.dnsSrv), 'Lets clients find this host by themselves (zone file syntax).'],
   ]
-  return known.filter(([, text]) => text)
+    .filter(([, text]) => text)
+    .map(([title, text, note]) => commandBlock(several ? `${title} (${target.address})` : title, text, note))
+  return blocks
 }
 
 async function loadConnect() {
-  const cfg = await api('/api/config')
-  const blocks = connectEntries(cfg).map(([title, text, note]) => commandBlock(title, text, note))
-  const host = cfg.host ?? cfg.kmsHost
-  const port = cfg.port ?? cfg.kmsPort
-  const intro = host
+  const cfg = await api('api/config')
+  const targets = Array.isArray(cfg.targets) ? cfg.targets : []
+  const several = targets.length > 1
+  const intro = el(
+    'p',
+    {},
+    targets.length
+      ? [
+          'Clients reach this host at ',
+          el('strong', { class: 'mono' }, targets.map((t) => t.address).join(', ')),
+          '.',
+        ]
+      : 'This host lists no KMS address.',
+  )
+  const placeholder = targets.some((t) => t.host === 'HOSTNAME')
     ? el(
         'p',
-        {},
-        'Clients reach this host at ',
-        el('strong', { class: 'mono' }, port ? `${host}:${port}` : host),
-        '.',
+        { class: 'banner warn' },
+        'The host listens on every address: put its DNS name where HOSTNAME stands.',
       )
     : null
-  const warnings = (cfg.warnings ?? []).map((w) => el('p', { class: 'banner warn' }, w))
-  $('connect').replaceChildren(...[intro, ...warnings, ...blocks].filter(Boolean))
+  const notes = (cfg.notes ?? []).map((n) => el('li', {}, n))
+  $('connect').replaceChildren(
+    ...[intro, placeholder, ...targets.flatMap((t) => targetBlocks(t, several))].filter(Boolean),
+    notes.length ? el('ul', { class: 'notes muted small' }, notes) : '',
+  )
 }
 
 // ---------------------------------------------------------------- navigation
@@ -850,6 +906,7 @@ async function show() {
 }
 
 async function start() {
+  new ResizeObserver(debounce(() => drawPlot(), 150)).observe($('plot'))
   $('plot-range').addEventListener('change', (e) => {
     plot.range = e.target.value
     loadPlot().catch(showError)

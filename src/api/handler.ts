@@ -24,8 +24,11 @@ export interface HandlerContext extends Omit<HostContext, 'now'> {
   rules(): readonly CompiledRule[]
   /** Records each request, and counts those to be answered, in the state. */
   recorder: Recorder
-  /** The request is settled (recorded, or refused for want of a record): count it, tell listeners. */
-  settled(record: ActivationRecord): void
+  /**
+   * The request is settled (recorded, or refused for want of a record): count it, tell listeners.
+   * `seconds`: from the decoded request to this moment, the answer ready to write.
+   */
+  settled(record: ActivationRecord, seconds: number): void
   /** A write failed: report it and bring the counter back in line with the state. */
   writeFailed(err: Error): void
 }
@@ -44,6 +47,7 @@ interface Decision {
 export function createCallHandler(ctx: HandlerContext): CallHandler {
   let requestsSeen = 0
   return (call: KmsCall): CallOutcome | Promise<CallOutcome> => {
+    const started = performance.now()
     const at = ctx.now()
     const request = decodeKmsRequest(call.payload)
     const base = request.base
@@ -62,8 +66,9 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
     })
     const d = decide(request, rule, at, ctx)
     const record = makeRecord(call, request, d, rule, at)
+    const elapsed = () => (performance.now() - started) / 1000
     const done = (): CallOutcome => {
-      ctx.settled(record)
+      ctx.settled(record, elapsed())
       return d.call
     }
     const failed = (err: Error): CallOutcome => {
@@ -76,10 +81,11 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
         reportedCount: null,
         epid: null,
         poolSize: null,
+        newClient: null,
         willActivate: false,
         reason: `state store write failed: ${err.message}`,
       })
-      ctx.settled(record)
+      ctx.settled(record, elapsed())
       return { kind: 'refuse', hresult: HRESULT.INVALID_DATA, ...extrasOf(rule) }
     }
     // The answer is built as soon as the count is known (at once with an in-process counter, so
@@ -91,6 +97,7 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
         d.call = { kind: 'answer', payload: answer.payload!, ...extrasOf(rule) }
         record.reportedCount = r.counted.reportedCount
         record.poolSize = r.counted.outcome.poolSize
+        record.newClient = r.counted.outcome.newClient
         record.willActivate = record.willActivate && r.counted.reportedCount >= record.requiredCount
       }
       return r.durable ? r.durable.then(done, failed) : done()
@@ -213,8 +220,9 @@ function makeRecord(
     outcome: d.outcome,
     faultStatus: d.faultStatus,
     reason: d.reason,
+    // these three are finished when the request is counted
     poolSize: null,
-    // finished when the request is counted
+    newClient: null,
     willActivate: d.outcome === 'answer' && intact,
     stored: true,
     request,

@@ -5,7 +5,8 @@
  * the counter mode and limits.
  */
 import type { Catalog } from '../catalog/types.js'
-import type { ActivationCounter, PoolEntry, PoolKey } from '../kms/counter.js'
+import { ActivationCounter, type CounterOptions, type PoolEntry, type PoolKey } from '../kms/counter.js'
+import { emptyTotals, type PoolClient, type RequestTotals } from '../kms/history.js'
 import { StoreReadError } from '../store/errors.js'
 import { GroupCommitter } from '../store/group-commit.js'
 import { openStateStore } from '../store/open.js'
@@ -21,6 +22,7 @@ import type {
   WriteFailure,
 } from '../store/types.js'
 import { claimSharedIdentity, type IdentityOptions, loadOrCreateIdentity } from './identity.js'
+import type { OperationsStore } from './operations.js'
 import type { StateProxy } from './options.js'
 
 /** What a pool edit through the API does on a counter, and what to write for it. */
@@ -32,6 +34,8 @@ export type PoolChange<T> = (counter: ActivationCounter) => {
 
 export interface HostState {
   readonly location: string
+  /** what the status report and the HTTP side read: the live state, or a snapshot of a shared one */
+  readonly view: { store: OperationsStore; counter: ActivationCounter }
   readonly identity: HostIdentity
   readonly recorder: Recorder
   /** false while a shared store cannot be reached (readiness) */
@@ -108,6 +112,7 @@ function openLocalState(o: HostStateOptions): HostState {
     }
     return {
       location: store.location,
+      view: { store, counter },
       identity,
       recorder: new LocalRecorder(counter, commit),
       up: true,
@@ -156,6 +161,7 @@ function proxyState(proxy: StateProxy): HostState {
     )
   return {
     location: proxy.location,
+    view: emptyView(),
     identity: proxy.identity,
     recorder: new BatchingRecorder((items) => proxy.send(items), proxy.location),
     up: true,
@@ -211,8 +217,10 @@ async function openSharedState(o: HostStateOptions): Promise<HostState> {
         `${what} of PostgreSQL state ${store.location} is asynchronous: use ${instead}`,
         store.location,
       )
+    const view = await snapshotView(store, limits, o.now, () => up)
     return {
       location: store.location,
+      view: view.view,
       identity,
       recorder,
       get up() {
@@ -223,9 +231,8 @@ async function openSharedState(o: HostStateOptions): Promise<HostState> {
         up = false
         return first
       },
-      readPools: () => {
-        throw notHere('pools.read()', 'pools.fetch()')
-      },
+      // the snapshot the status side reads (at most SNAPSHOT_MS old); fetch() reads the database
+      readPools: (t) => Object.fromEntries(view.view.counter.snapshot(t)),
       fetchPools: async (t) => {
         const live = (await store.loadPoolEntries()).filter((e) => t - e.lastSeen <= limits.retentionMs)
         return byApp(live)
@@ -240,6 +247,7 @@ async function openSharedState(o: HostStateOptions): Promise<HostState> {
       },
       failWrites: (fn) => store.setWriteFailure(fn),
       close: async () => {
+        view.stop()
         await writing
         await store.close()
       },
@@ -247,5 +255,79 @@ async function openSharedState(o: HostStateOptions): Promise<HostState> {
   } catch (err) {
     await store.close()
     throw err
+  }
+}
+
+const SNAPSHOT_MS = 2000
+const SNAPSHOT_ROWS = 1000
+
+const inWindow = (rows: HistoryRow[], q: HistoryQuery = {}) => {
+  const hit = rows.filter(
+    (r) =>
+      r.time >= (q.sinceMs ?? -Infinity) &&
+      r.time <= (q.untilMs ?? Infinity) &&
+      (q.appId === undefined || r.appId === q.appId.toLowerCase()),
+  )
+  return q.limit === undefined ? hit : q.limit > 0 ? hit.slice(-q.limit) : []
+}
+
+/** A view of nothing: a --workers worker, whose state the primary reads. */
+function emptyView(): HostState['view'] {
+  return {
+    counter: new ActivationCounter(),
+    store: {
+      requestTotals: emptyTotals,
+      readHistory: () => [],
+      loadPoolClients: () => [],
+      iterateHistory: () => [][Symbol.iterator](),
+    },
+  }
+}
+
+/**
+ * The operations side reads synchronously; a shared state is read every SNAPSHOT_MS instead (the
+ * newest SNAPSHOT_ROWS of history). While the database is unreachable the totals throw, so
+ * readiness says so.
+ */
+async function snapshotView(
+  store: PgStore,
+  limits: CounterOptions,
+  now: () => number,
+  up: () => boolean,
+): Promise<{ view: HostState['view']; stop(): void }> {
+  const counter = new ActivationCounter(limits)
+  let totals: RequestTotals = emptyTotals()
+  let clients: PoolClient[] = []
+  let recent: HistoryRow[] = []
+  const refresh = async () => {
+    try {
+      ;[totals, clients, recent] = await Promise.all([
+        store.requestTotals(),
+        store.loadPoolClients(),
+        store.readHistory({ limit: SNAPSHOT_ROWS }),
+      ])
+      counter.load(clients, now())
+    } catch {
+      // kept as it was; readiness follows the writes
+    }
+  }
+  await refresh()
+  const timer = setInterval(refresh, SNAPSHOT_MS)
+  timer.unref()
+  return {
+    view: {
+      counter,
+      store: {
+        requestTotals: () => {
+          if (!up())
+            throw new StoreReadError(`PostgreSQL state ${store.location} is unreachable`, store.location)
+          return totals
+        },
+        readHistory: (q) => inWindow(recent, q),
+        loadPoolClients: () => clients,
+        iterateHistory: (q) => inWindow(recent, q)[Symbol.iterator](),
+      },
+    },
+    stop: () => clearInterval(timer),
   }
 }

@@ -4,13 +4,15 @@ import { cryptoRandom, type RandomSource, seededRandom } from '../crypto/random.
 import { UsageError } from '../errors.js'
 import { ActivationCounter, type CounterMode, KNOWN_APP_IDS, type PoolEntry } from '../kms/counter.js'
 import type { KmsIdStatus } from '../kms/host.js'
-import type { RpcConnection } from '../server/connection.js'
 import { RpcServer, type RpcServerEvents } from '../server/server.js'
+import type { HostConnection } from '../server/types.js'
 import type { WriteFailure } from '../store/types.js'
 import { isGuid } from '../wire/bytes.js'
+import { endpointText } from '../wire/endpoint.js'
 import { createCallHandler } from './handler.js'
 import { openHostState } from './host-state.js'
 import { hwidBytes } from './identity.js'
+import { type HostOperations, resolveHttpOptions, startOperations } from './operations.js'
 import { type HostOptions, parseInterval, parseListen, resolveAllow, resolveCounterMode } from './options.js'
 import { type CompiledRule, compileRules, matchBindRule } from './rules.js'
 import type { ActivationRecord, HostEvents, HostPools, KmsHost } from './types.js'
@@ -63,6 +65,9 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   let rules: CompiledRule[] = compileRules(options.rules ?? [], 'rules')
   const ndr64 = options.ndr64 ?? true
   const btfn = options.btfn ?? true
+  // Refused before anything opens: an exposed HTTP port without a token.
+  if (options.http) resolveHttpOptions(options.http)
+  const startedAt = Date.now()
 
   const events = new EventEmitter<HostEvents>()
   const stats = { activations: 0, refusals: 0, dropped: 0, storeErrors: 0 }
@@ -88,6 +93,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     onRecovered: () => events.emit('store-recovered'),
   })
   let server: RpcServer | null = null
+  let operations: HostOperations | null = null
   try {
     const identity = state.identity
     const kmsIdStatus = (kmsId: string): KmsIdStatus => {
@@ -107,11 +113,11 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       kmsIdStatus,
       rules: () => rules,
       recorder: state.recorder,
-      settled: (record: ActivationRecord) => {
+      settled: (record: ActivationRecord, seconds: number) => {
         if (record.outcome === 'answer') stats.activations++
         else if (record.outcome === 'refuse') stats.refusals++
         else stats.dropped++
-        events.emit('activation', record)
+        events.emit('activation', record, seconds)
       },
       writeFailed: (err) => {
         stats.storeErrors++
@@ -120,20 +126,20 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     })
 
     const serverEvents: Partial<RpcServerEvents> = {
-      open: (c: RpcConnection) =>
-        events.emit('connection', { type: 'open', id: c.id, client: endpoint(c.client) }),
+      open: (c: HostConnection) =>
+        events.emit('connection', { type: 'open', id: c.id, client: endpointText(c.client) }),
       close: (c, reason, protocolError) =>
         events.emit('connection', {
           type: 'close',
           id: c.id,
-          client: endpoint(c.client),
+          client: endpointText(c.client),
           reason,
           protocolError,
         }),
-      refused: (client, reason) => events.emit('refused', { client: endpoint(client), reason }),
+      refused: (client, reason) => events.emit('refused', { client: endpointText(client), reason }),
       fault: (c, callId, status, reason) =>
-        events.emit('fault', { id: c.id, client: endpoint(c.client), callId, status, reason }),
-      notice: (c, reason) => events.emit('protocol', { id: c.id, client: endpoint(c.client), reason }),
+        events.emit('fault', { id: c.id, client: endpointText(c.client), callId, status, reason }),
+      notice: (c, reason) => events.emit('protocol', { id: c.id, client: endpointText(c.client), reason }),
     }
     server = new RpcServer({
       listen,
@@ -152,13 +158,32 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       disconnectAfterAnswer: options.disconnectAfterAnswer,
       rejectBind: (c) => {
         const rule = matchBindRule(rules, c.client.address)
-        if (rule) events.emit('bind-rejected', { id: c.id, client: endpoint(c.client), rule: rule.name })
+        if (rule) events.emit('bind-rejected', { id: c.id, client: endpointText(c.client), rule: rule.name })
         return rule !== null
       },
       events: serverEvents,
     })
     await server.start()
     const running = server
+    let stopping = false
+    operations = await startOperations(
+      {
+        startedAt,
+        addresses: running.addresses,
+        stateLocation: state.location,
+        catalog,
+        identity,
+        counter: state.view.counter,
+        store: state.view.store,
+        events,
+        now,
+        connections: () => running.connections.size,
+        listening: () => !stopping,
+        allow,
+      },
+      options.http,
+    )
+    const ops = operations
     const pruneTimer = setInterval(() => {
       state.pruneExpired(now()).catch((err: Error) => events.emit('store-error', err))
     }, 3600_000)
@@ -219,7 +244,8 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
           try {
             for await (const [record] of it) yield record
           } catch (err) {
-            if ((err as Error).name !== 'AbortError') throw err
+            // the iterator ends by the abort of a closing host; anything else is a real error
+            if (!closing.signal.aborted) throw err
           }
         })()
       },
@@ -238,10 +264,14 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       get stats() {
         return { ...running.stats, ...stats }
       },
+      httpUrl: ops.url,
+      status: () => ops.status(),
       close: () => {
         closed ??= (async () => {
           clearInterval(pruneTimer)
+          stopping = true
           try {
+            await ops.close()
             await running.stop()
           } finally {
             await state.close()
@@ -253,12 +283,9 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     }
     return host
   } catch (err) {
+    await operations?.close()
     await server?.stop()
     await state.close()
     throw err
   }
-}
-
-function endpoint(e: { address: string; port: number }): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`
 }

@@ -58,6 +58,22 @@ export async function claimSharedIdentity(
   return applyOverrides(identity, catalog, opts)
 }
 
+/** The oldest host build that can hold every CSVLK the catalogue's families need. */
+function newestFamilyNeed(catalog: Catalog): { build: number; family: string } {
+  let need = { build: 0, family: '' }
+  for (const f of catalog.epidFamilies) {
+    // on a tie the later family (the newer product) is the one to name
+    if ((f.minHostBuild ?? 0) >= need.build) need = { build: f.minHostBuild ?? 0, family: f.name }
+  }
+  return need
+}
+
+/**
+ * A build that a genuine host with these RPC flags and these CSVLKs could run: NDR64 hosts are
+ * Windows 8 / Server 2012 or later (§5.2), and each family's CSVLK needs a minimum build. When the
+ * two cannot both hold (an NDR32-only host serving Office LTSC 2024), the RPC flavour wins: the
+ * newest build of that flavour, and the banner says which families do not fit it.
+ */
 function pickBuild(catalog: Catalog, opts: IdentityOptions): HostBuild {
   const all = catalog.epidBuilds
   if (opts.hostBuild !== undefined) {
@@ -69,9 +85,55 @@ function pickBuild(catalog: Catalog, opts: IdentityOptions): HostBuild {
       )
     return b
   }
-  const fitting = all.filter((b) => b.usesNdr64 === opts.ndr64)
-  const pool = fitting.length > 0 ? fitting : all
-  return pool[randomInt(opts.random, 0, pool.length)]
+  const flavour = all.filter((b) => b.usesNdr64 === opts.ndr64)
+  const pool = flavour.length > 0 ? flavour : all
+  const need = newestFamilyNeed(catalog).build
+  const fitting = pool.filter((b) => b.build >= need)
+  if (fitting.length === 0) return pool[pool.length - 1]
+  return fitting[randomInt(opts.random, 0, fitting.length)]
+}
+
+/** Why the host claims its build, and what about its identity a careful observer would doubt. */
+export function explainIdentity(
+  identity: HostIdentity,
+  catalog: Catalog,
+  ndr64: boolean,
+): { text: string; problems: string[] } {
+  const build = catalog.hostBuilds.find((b) => b.build === identity.hostBuild)
+  const name = build ? `${build.name}` : 'a build the catalogue does not know'
+  const problems: string[] = []
+  if (build && build.usesNdr64 !== ndr64) {
+    problems.push(
+      `host build ${identity.hostBuild} (${name}) ${build.usesNdr64 ? 'offers' : 'lacks'} NDR64, but this host ${ndr64 ? 'offers' : 'lacks'} it: a genuine host's RPC and ePIDs agree`,
+    )
+  }
+  const tooNew = catalog.epidFamilies.filter((f) => (f.minHostBuild ?? 0) > identity.hostBuild)
+  if (tooNew.length > 0) {
+    problems.push(
+      `host build ${identity.hostBuild} is older than the CSVLKs of ${tooNew.map((f) => `${f.name} (needs ${f.minHostBuild}+)`).join(', ')} allow; ` +
+        (ndr64 ? 'choose --host-build' : 'no NDR32-only Windows build can hold them'),
+    )
+  }
+  for (const [family, epid] of Object.entries(identity.epids)) {
+    const parts = parseEpid(epid)
+    const f = catalog.epidFamilies.find((x) => x.id === family)
+    if (!parts || !f) continue
+    if (parts.groupId !== f.groupId || parts.keyId < f.minKeyId || parts.keyId > f.maxKeyId) {
+      problems.push(
+        `ePID ${family}: group ${parts.groupId}, key ${parts.keyId} is not ${f.name}'s CSVLK (group ${f.groupId}, keys ${f.minKeyId}-${f.maxKeyId})`,
+      )
+    }
+    if (parts.build !== identity.hostBuild) {
+      problems.push(`ePID ${family} names build ${parts.build}, the other ePIDs ${identity.hostBuild}`)
+    }
+  }
+  const need = newestFamilyNeed(catalog)
+  const text =
+    `host build ${identity.hostBuild} (${name}): ${ndr64 ? 'offers' : 'lacks'} NDR64 like this host` +
+    (need.build > 0 && identity.hostBuild >= need.build
+      ? `, and can hold every CSVLK served, up to ${need.family} (build ${need.build} or later)`
+      : '')
+  return { text, problems }
 }
 
 function createIdentity(
@@ -120,10 +182,13 @@ function applyOverrides(identity: HostIdentity, catalog: Catalog, opts: Identity
   for (const [family, epid] of Object.entries(opts.epids ?? {})) {
     if (!catalog.epidFamilies.some((f) => f.id === family)) {
       const known = catalog.epidFamilies.map((f) => f.id).join(', ')
-      throw new UsageError(`--epid ${family}=...: unknown family (known: ${known})`, 'epid')
+      throw new UsageError(`--epid ${family}=${epid}: unknown family (known: ${known})`, 'epid')
     }
-    if (!parseEpid(epid) && (epid.length === 0 || epid.length > 63)) {
-      throw new UsageError(`--epid ${family}: an ePID is 1 to 63 characters, got ${epid.length}`, 'epid')
+    if (!parseEpid(epid)) {
+      throw new UsageError(
+        `--epid ${family}=${epid}: not an ePID (PPPPP-GGGGG-KKK-KKKKKK-CC-LCID-BUILD.0000-DDDYYYY, e.g. 03612-00206-556-123727-03-1033-17763.0000-2972018)`,
+        'epid',
+      )
     }
     epids[family] = epid
   }

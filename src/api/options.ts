@@ -14,6 +14,14 @@ export interface StateProxy {
 }
 
 /** Options of a host: the typed form of `kmslab serve`'s flags (same names, camelCase). */
+/** `startHost({ http })`: where the HTTP port listens, and the token it asks for. */
+export interface HttpHostOptions {
+  /** "HOST:PORT" (port 0: any free one) or an address */
+  listen: string | ListenAddress
+  /** every endpoint but /healthz requires `Authorization: Bearer TOKEN`; required off loopback */
+  token?: string | null
+}
+
 export interface HostOptions {
   /** "HOST:PORT" strings or addresses; default 127.0.0.1 on port 0 (the CLI: 127.0.0.1:1688). */
   listen?: (string | ListenAddress)[]
@@ -71,6 +79,11 @@ export interface HostOptions {
   rules?: FaultRule[]
   /** Close each connection after its first answer (like vlmcsd -d). */
   disconnectAfterAnswer?: boolean
+  /**
+   * An HTTP port beside the KMS one: /healthz, /readyz, /metrics, /api/..., the dashboard.
+   * Read-only. Off loopback it requires a token (UsageError otherwise).
+   */
+  http?: HttpHostOptions
 }
 
 /** Parses "120", "90m", "2h", "3d", "1w" into minutes, within a genuine host's 15..43200 range. */

@@ -5,6 +5,7 @@ import type { DecodedRequest } from '../kms/request.js'
 import type { ListenAddress } from '../server/server.js'
 import type { HistoryQuery, HistoryRow, HostIdentity, WriteFailure } from '../store/types.js'
 import type { FaultRule } from './rules.js'
+import type { HostStatus } from './status.js'
 
 /**
  * What the host sent back for a request: a KMS answer, a refusal (NULL answer + HRESULT), an RPC
@@ -25,6 +26,8 @@ export interface ActivationRecord extends HistoryRow {
   reason: string | null
   /** Live size of the application's pool after this request (null when it was not counted). */
   poolSize: number | null
+  /** The CMID was not in its pool (a new client) or was (a renewal); null when it was not counted. */
+  newClient: boolean | null
   /** The client will activate: an answer whose count reaches what it asked for (corrupt or not). */
   willActivate: boolean
   /** The row is in `history()`: false only when the state store failed to write it. */
@@ -42,8 +45,11 @@ export type ConnectionEvent = {
 }
 
 export interface HostEvents {
-  /** Every KMS request the host decoded a call for, whatever it sent back. */
-  activation: [ActivationRecord]
+  /**
+   * Every KMS request the host decoded a call for, whatever it sent back; then the seconds from
+   * the decoded request to its answer ready to write (the state commit included).
+   */
+  activation: [record: ActivationRecord, seconds: number]
   connection: [ConnectionEvent]
   refused: [{ client: string; reason: 'max-connections' | 'not-allowed' }]
   /** Something odd a peer did that the host tolerated (a strange BIND, ...); the connection goes on. */
@@ -143,6 +149,10 @@ export interface KmsHost {
   readonly rules: HostRules
   readonly faults: HostFaults
   readonly stats: HostStats
+  /** The HTTP port's URL (`http` option), else null. */
+  readonly httpUrl: string | null
+  /** The `slmgr /dlv`-like report: what GET /api/status and `kmslab status --json` show. */
+  status(): HostStatus
   /** Stops listening, lets answers in progress finish (1 s at most), closes the state. */
   close(): Promise<void>
 }

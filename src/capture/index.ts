@@ -1,3 +1,4 @@
+export { type Endpoint, endpointText } from '../wire/endpoint.js'
 export {
   type CaptureDecode,
   type ConnectionPdus,
@@ -10,10 +11,9 @@ export {
   type DecodeOptions,
   decodeCapture,
   type ExchangeRecord,
-  endpointText,
 } from './decode.js'
 export { addFinding, CaptureError } from './errors.js'
 export { decodeFrame, ipv6Text, LINKTYPE, TCP_FLAGS, type TcpSegment } from './packet.js'
 export { type CapturedPacket, type CaptureFile, readCapture } from './pcap.js'
 export { type CutPdus, cutRpcPdus, type StreamPdu, type StreamRest } from './pdu-stream.js'
-export { type Endpoint, reassembleTcp, type TcpChunk, type TcpConnection } from './tcp.js'
+export { reassembleTcp, type TcpChunk, type TcpConnection } from './tcp.js'

@@ -1,3 +1,4 @@
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, LINKTYPE, TCP_FLAGS } from '../wire/pcap-frames.js'
 import { addFinding, CaptureError } from './errors.js'
 
 /**
@@ -21,39 +22,11 @@ export interface TcpSegment {
   family: 4 | 6
 }
 
-export const TCP_FLAGS = {
-  FIN: 0x01,
-  SYN: 0x02,
-  RST: 0x04,
-  PSH: 0x08,
-  ACK: 0x10,
-  URG: 0x20,
-  ECE: 0x40,
-  CWR: 0x80,
-  NS: 0x100,
-} as const
+export { LINKTYPE, TCP_FLAGS }
 
-export const LINKTYPE = {
-  NULL: 0,
-  ETHERNET: 1,
-  /** DLT_RAW as written by old BSD libpcaps (DLT_LOOP on OpenBSD: told apart by the first byte) */
-  RAW_BSD: 12,
-  /** DLT_RAW on OpenBSD and BSD/OS */
-  RAW_OPENBSD: 14,
-  RAW: 101,
-  LOOP: 108,
-  LINUX_SLL: 113,
-  IPV4: 228,
-  IPV6: 229,
-  LINUX_SLL2: 276,
-} as const
-
-const ETHERTYPE_IPV4 = 0x0800
-const ETHERTYPE_IPV6 = 0x86dd
 const VLAN_TAGS = new Set([0x8100, 0x88a8, 0x9100])
 const AF_INET = 2
 const AF_INET6 = new Set([24, 28, 30]) // NetBSD/OpenBSD, FreeBSD, Darwin
-const IPPROTO_TCP = 6
 
 /** Where the IP header starts and which version the link layer says it is (0 = look at it). */
 interface NetworkStart {

@@ -1,3 +1,4 @@
+import { PCAP_MAGIC_MICRO, PCAP_MAGIC_NANO } from '../wire/pcap-frames.js'
 import { addFinding, CaptureError } from './errors.js'
 
 /**
@@ -29,8 +30,8 @@ export interface CaptureFile {
   warnings: string[]
 }
 
-const PCAP_MICRO = 0xa1b2c3d4
-const PCAP_NANO = 0xa1b23c4d
+const PCAP_MICRO = PCAP_MAGIC_MICRO
+const PCAP_NANO = PCAP_MAGIC_NANO
 const PCAPNG_SHB = 0x0a0d0d0a
 const PCAPNG_BYTE_ORDER = 0x1a2b3c4d
 const PCAP_FILE_HEADER = 24

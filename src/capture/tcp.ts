@@ -1,3 +1,4 @@
+import type { Endpoint } from '../wire/endpoint.js'
 import { addFinding, CaptureError } from './errors.js'
 import { decodeFrame, TCP_FLAGS, type TcpSegment } from './packet.js'
 import type { CapturedPacket } from './pcap.js'
@@ -11,10 +12,7 @@ import type { CapturedPacket } from './pcap.js'
  * in `gaps` and left out of the data (nothing is invented), so data stays bounded by the input.
  */
 
-export interface Endpoint {
-  address: string
-  port: number
-}
+export type { Endpoint }
 
 export interface TcpChunk {
   fromClient: boolean

@@ -111,6 +111,8 @@ export interface EpidFamily extends Sourced {
   maxKeyId: number
   /** YYYY-MM-DD: no ePID of this family is dated earlier. */
   releaseDate: string
+  /** The oldest Windows build whose KMS host takes this CSVLK: a host serving the family is no older. */
+  minHostBuild?: number
   /** KMS ids of the catalogue this family answers (derived). */
   kmsIds: string[]
 }

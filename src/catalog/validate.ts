@@ -133,6 +133,7 @@ export const TABLES = {
       minKeyId: [keyIds.min, REQUIRED],
       maxKeyId: [keyIds.max, REQUIRED],
       releaseDate: [date, REQUIRED],
+      minHostBuild: [int(1, 999_999), undefined],
       ...common,
     },
   },

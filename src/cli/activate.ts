@@ -1,10 +1,13 @@
-import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
+import type { Catalog } from '../catalog/index.js'
 import { type ActivateOptions, activate } from '../client/activate.js'
-import { parseTarget, systemResolver } from '../client/discover.js'
+import { parseTarget } from '../client/discover.js'
+import { serverResolver } from '../client/server-resolver.js'
 import { formatResult, progressLine, resultRecord } from '../client/text.js'
+import { cryptoRandom } from '../crypto/random.js'
 import { ConfigError, UsageError } from '../errors.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
+import { catalogFor } from './products.js'
 
 const VERB = 'activate'
 const U32 = 0xffffffff
@@ -110,9 +113,11 @@ const OPTIONS = {
   },
   'dns-server': {
     type: 'string',
-    arg: 'HOST[:PORT]',
+    arg: 'IP[:PORT]',
     section: RPC,
-    help: "DNS server for .DOMAIN (default: the system's)",
+    help:
+      "DNS server for .DOMAIN: the SRV records and their targets' addresses (its answer's additional " +
+      "section, else A/AAAA queries) all come from it (default: the system's resolver for both)",
   },
   verbose: {
     type: 'boolean',
@@ -124,8 +129,9 @@ const OPTIONS = {
     type: 'boolean',
     section: OUTPUT,
     help:
-      'one JSON object per request on stdout: host, request, response, verdict, warnings, error ' +
-      '(request/response as kmslab decode --json)',
+      'one JSON object per request on stdout: host (the one that answered), address (the IP ' +
+      'connected to), attempts (hosts passed over: host, port, address, failure, error), request, ' +
+      'response, verdict, warnings, error (request/response as kmslab decode --json)',
   },
   help: { type: 'boolean', short: 'h', section: OUTPUT, help: 'this help' },
 } satisfies OptionSpec
@@ -202,7 +208,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (v.json && v.verbose) throw new UsageError('--json and --verbose do not mix')
   if (v.charge && v.cmid) throw new UsageError('--charge needs a new CMID per request; drop --cmid')
   if (v['dns-server'] && target.kind !== 'srv') throw new UsageError('--dns-server needs a .DOMAIN target')
-  const catalog: Catalog = v.products ? loadCatalog({ extraFile: v.products }) : defaultCatalog()
+  const catalog: Catalog = catalogFor(VERB, v.products)
   const requests = intOption(VERB, 'requests', v.requests, 1, 1_000_000)
   const options: ActivateOptions = {
     catalog,
@@ -227,26 +233,36 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     charge: v.charge,
     timeoutMs: parseTimeout(v.timeout),
   }
-  if (target.kind === 'srv') options.resolveSrv = systemResolver(v['dns-server'], options.timeoutMs)
+  if (v['dns-server']) {
+    // The SRV records and their targets' addresses both come from the server asked.
+    const lab = serverResolver(v['dns-server'], options.timeoutMs ?? 10_000, cryptoRandom)
+    options.resolveSrv = lab.resolveSrv
+    options.resolveAddresses = lab.resolveAddresses
+  }
   const total = v.charge ? undefined : (requests ?? 1)
   // The progress line is erased before each result line and redrawn after it (onProgress follows).
   let progress = false
+  // --charge in text: the requests that charge the pool are progress (stderr); stdout gets the
+  // last answer, the one that tells whether the host now activates. --json keeps every record.
+  let charging: string | null = null
   options.onResult = (r) => {
     if (progress) io.stderr.write('\r\x1b[K')
-    io.stdout.write(
-      v.json
-        ? `${JSON.stringify(resultRecord(r))}\n`
-        : formatResult(r, { verbose: v.verbose, names: catalog, total }),
-    )
+    if (v.json) io.stdout.write(`${JSON.stringify(resultRecord(r))}\n`)
+    else if (!v.charge) io.stdout.write(formatResult(r, { verbose: v.verbose, names: catalog, total }))
+    else {
+      if (charging !== null) io.stderr.write(charging)
+      charging = formatResult(r, { verbose: v.verbose, names: catalog, total })
+    }
   }
-  if (v.charge && io.stderrIsTty && !v.json) {
+  if (v.charge && io.stderrIsTty) {
     options.onProgress = (p) => {
       progress = true
       io.stderr.write(`\r\x1b[K${progressLine(p)}`)
     }
   }
   const report = await activate(positionals[0] ?? '', options)
-  if (progress) io.stderr.write('\n')
+  if (progress) io.stderr.write('\r\x1b[K')
+  if (charging !== null) io.stdout.write(charging)
   return report.exitCode
 }
 

@@ -2,6 +2,8 @@
 // --single-threaded-gc: the host is one thread, and V8's helper GC threads only take the cores its
 // clients need; on 2 cores shared with the load, p99 at half the maximum rate fell ~6 -> ~3 ms.
 // Flags cannot be set once V8 runs, hence the #! line (npm start and npm run bench pass it too).
+// env -S execs node in its own place, so the process a shell started is the host itself; npx and
+// npm start add a `sh -c` of their own above it, which serve-lifetime.ts deals with.
 import { main } from './main.js'
 
 // `kmslab decode --json | head` closes stdout early: stop quietly like other Unix tools, instead

@@ -1,10 +1,11 @@
 import { readFileSync, statSync } from 'node:fs'
 import { type DecodedCapture, decodeCapture } from '../capture/index.js'
-import { type Catalog, defaultCatalog, loadCatalog } from '../catalog/index.js'
+import type { Catalog } from '../catalog/index.js'
 import { KmslabError, UsageError } from '../errors.js'
 import { type CliIo, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatCaptureHeader, formatExchange } from './decode-text.js'
 import { formatHelp } from './help.js'
+import { catalogFor } from './products.js'
 
 const OPTIONS = {
   json: {
@@ -15,7 +16,8 @@ const OPTIONS = {
       '("ndr32" | "ndr64"), request {version, vm, licenseStatus, graceMinutes, appId, skuId, kmsId, ' +
       'cmid, previousCmid, requiredCount, clientTime, workstation, verified} or null, response ' +
       '{hresult (number, 0 = answer), version, epid, hwid (V6 only), cmid, clientTime, currentCount, ' +
-      'activationInterval, renewalInterval, verified} or null, errors (the findings), and connection, ' +
+      'activationInterval, renewalInterval, verified} or null, errors (the findings), and connection ' +
+      '(numbered from 1, as in the text output), ' +
       'contextId, opnum, wireVersion, requestFrame, responseFrame, time, products {app, sku, kms}. ' +
       '"verified" means the cryptographic and echo checks passed, nothing else.',
   },
@@ -80,8 +82,7 @@ export const decodeVerb: Verb = {
     const { values, positionals: files } = parseCliArgs('decode', argv, OPTIONS)
     if (files.length === 0)
       throw new UsageError('kmslab decode: no capture file given (see kmslab decode --help)')
-    const catalog: Catalog =
-      values.products === undefined ? defaultCatalog() : loadCatalog({ extraFile: values.products })
+    const catalog: Catalog = catalogFor('decode', values.products)
     const json = values.json === true
     const progress =
       io.stderrIsTty && (files.length >= MANY_FILES || files.some((f) => sizeOf(f) >= BIG_FILE))
@@ -108,7 +109,11 @@ export const decodeVerb: Verb = {
       }
       if (json) {
         for (const w of decoded.warnings) io.stderr.write(`kmslab decode: ${file}: warning: ${w}\n`)
-        io.stdout.write(decoded.exchanges.map((r) => `${JSON.stringify(r)}\n`).join(''))
+        // connections are numbered from 1, as the text output and Wireshark's stream list count them
+        const lines = decoded.exchanges.map(
+          (r) => `${JSON.stringify({ ...r, connection: r.connection + 1 })}\n`,
+        )
+        io.stdout.write(lines.join(''))
       } else {
         const blocks = decoded.exchanges.map(formatExchange)
         io.stdout.write(

@@ -21,6 +21,21 @@ function mainHelp(): string {
   ].join('\n')
 }
 
+/**
+ * Every error the CLI reports is one line starting "kmslab VERB: ", whichever layer wrote it:
+ * lower layers name the flag or file, the CLI adds the verb; line breaks (a file's raw text, a
+ * list of candidates) are folded.
+ */
+export function oneLine(verb: string | undefined, message: string): string {
+  const flat = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' / ')
+  if (flat.startsWith('kmslab ') || flat.startsWith('kmslab:')) return flat
+  return `kmslab ${verb}: ${flat}`
+}
+
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -41,15 +56,15 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     return await verb.run(rest, io)
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`${err.message}\n`)
+      io.stderr.write(`${oneLine(name, err.message)}\n`)
       return EXIT_USAGE
     }
     if (err instanceof ConfigError) {
-      io.stderr.write(`${err.message}\n`)
+      io.stderr.write(`${oneLine(name, err.message)}\n`)
       return EXIT_CONFIG
     }
     if (err instanceof KmslabError) {
-      io.stderr.write(`kmslab ${name}: ${err.message}\n`)
+      io.stderr.write(`${oneLine(name, err.message)}\n`)
       return 1
     }
     io.stderr.write(`kmslab ${name}: internal error: ${(err as Error)?.stack ?? String(err)}\n`)

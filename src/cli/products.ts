@@ -1,4 +1,5 @@
 import { type Catalog, defaultCatalog, loadCatalog, normalizeGuid, type Sku } from '../catalog/index.js'
+import { UsageError } from '../errors.js'
 import { type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 
@@ -41,6 +42,18 @@ activation threshold (N: clients the KMS host must count), default protocol vers
   },
   OPTIONS,
 )
+
+/** The catalogue with a --products file laid over it; its problems are usage errors naming the flag. */
+export function catalogFor(verb: string, file: string | undefined): Catalog {
+  if (file === undefined) return defaultCatalog()
+  try {
+    return loadCatalog({ extraFile: file })
+  } catch (err) {
+    // the catalogue names the file and the entry; the flag and the verb are the CLI's to add
+    if (err instanceof UsageError) err.message = `kmslab ${verb}: --products ${err.message}`
+    throw err
+  }
+}
 
 /** What `--json` prints for one SKU: the SKU with its KMS id's policy folded in. */
 export function skuRecord(catalog: Catalog, sku: Sku): Record<string, unknown> {
@@ -92,8 +105,7 @@ export const productsVerb: Verb = {
   options: OPTIONS,
   async run(argv, io) {
     const { values, positionals } = parseCliArgs('products', argv, OPTIONS)
-    const catalog =
-      values.products === undefined ? defaultCatalog() : loadCatalog({ extraFile: values.products })
+    const catalog = catalogFor('products', values.products)
     const query = positionals.join(' ')
     const skus = catalog.searchSkus(query)
     const id = normalizeGuid(query)

@@ -4,6 +4,7 @@ import { describeHresult, hresultHex } from '../kms/hresult.js'
 import { dateFromFiletime } from '../wire/bytes.js'
 
 export type LogFormat = 'text' | 'json'
+export type LogLevel = 'info' | 'warning' | 'error'
 
 /** Writes the host's log: readable lines, or JSON lines for machines. */
 export class ServeLog {
@@ -14,45 +15,56 @@ export class ServeLog {
     readonly level: 'quiet' | 'normal' | 'verbose',
   ) {}
 
+  /**
+   * One line. JSON lines all carry `time` (ISO 8601 UTC), `level`, `event` and `msg` (the text
+   * line's words) first; the event's fields follow and never replace those four.
+   */
   private line(
     stream: NodeJS.WritableStream,
+    level: LogLevel,
     event: string,
     text: string,
     fields: Record<string, unknown>,
+    at: Date = new Date(),
   ): void {
-    const time = new Date().toISOString()
-    if (this.format === 'json') stream.write(`${JSON.stringify({ time, event, ...fields })}\n`)
-    else stream.write(`${time} ${text}\n`)
+    const time = at.toISOString()
+    if (this.format === 'json') {
+      const { time: _t, level: _l, event: _e, msg: _m, ...rest } = fields
+      stream.write(`${JSON.stringify({ time, level, event, msg: text, ...rest })}\n`)
+    } else stream.write(`${time} ${level === 'info' ? '' : `${level}: `}${text}\n`)
   }
 
   info(event: string, text: string, fields: Record<string, unknown> = {}): void {
-    if (this.level !== 'quiet') this.line(this.out, event, text, fields)
+    if (this.level !== 'quiet') this.line(this.out, 'info', event, text, fields)
   }
 
   always(event: string, text: string, fields: Record<string, unknown> = {}): void {
-    this.line(this.out, event, text, fields)
+    this.line(this.out, 'info', event, text, fields)
   }
 
   warn(event: string, text: string, fields: Record<string, unknown> = {}): void {
-    this.line(this.err, event, `warning: ${text}`, { level: 'warning', ...fields })
+    this.line(this.err, 'warning', event, text, fields)
   }
 
   error(event: string, text: string, fields: Record<string, unknown> = {}): void {
-    this.line(this.err, event, `error: ${text}`, { level: 'error', ...fields })
+    this.line(this.err, 'error', event, text, fields)
   }
 
   activation(host: KmsHost, r: ActivationRecord): void {
-    const { request, ...row } = r
-    const fields = { ...row, hresult: r.hresult, hresultHex: hresultHex(r.hresult) }
     if (this.level === 'quiet') return
+    const { request, time, ...row } = r
+    const seen = r.newClient === null ? null : r.newClient ? 'new' : 'renewal'
+    const fields = { ...row, cmidSeen: seen, hresultHex: hresultHex(r.hresult) }
     const name = host.catalog.skuName(r.skuId) ?? host.catalog.kmsName(r.kmsId) ?? r.skuId
     const who = `${r.clientAddress.includes(':') ? `[${r.clientAddress}]` : r.clientAddress}:${r.clientPort}`
     const text =
       r.hresult !== 0
         ? `refused ${who} V${r.protocol} ${name}: ${describeHresult(r.hresult)}${r.reason ? ` (${r.reason})` : ''}`
         : `activation ${who} V${r.protocol} ${name} ws=${r.workstation} cmid=${r.cmid} ` +
+          `(${seen === 'new' ? 'new client' : seen === 'renewal' ? 'renewal: already in the pool' : 'not counted'}) ` +
           `count ${r.reportedCount}/${r.requiredCount}: ${verdict(r)}`
-    this.line(this.out, r.hresult === 0 ? 'activation' : 'refusal', text, fields)
+    const at = new Date(time)
+    this.line(this.out, 'info', r.hresult === 0 ? 'activation' : 'refusal', text, fields, at)
     if (this.level === 'verbose' && request.base) {
       const b = request.base
       const dump = {
@@ -72,7 +84,8 @@ export class ServeLog {
         hwid: request.major >= 6 ? host.identity.hwid : null,
         currentCount: r.reportedCount,
       }
-      if (this.format === 'json') this.line(this.out, 'dump', '', dump)
+      if (this.format === 'json')
+        this.line(this.out, 'info', 'dump', 'every field of the request and answer', dump, at)
       else for (const [k, v] of Object.entries(dump)) this.out.write(`    ${k.padEnd(14)} ${v}\n`)
     }
   }

@@ -1,24 +1,27 @@
 // `kmslab serve --workers N`, the primary's side: one banner (from the first worker that listens),
 // a line when a worker dies and is replaced, and a graceful stop of every worker on SIGINT/SIGTERM.
 import { startPrimary } from '../api/cluster.js'
+import type { KmsHost } from '../api/host.js'
 import type { HostOptions } from '../api/options.js'
 import { resolveCounterMode } from '../api/options.js'
-import { banner } from './serve.js'
+import { defaultCatalog, loadCatalog } from '../catalog/index.js'
+import { banner } from './serve-banner.js'
 import type { ServeLog } from './serve-log.js'
 
 export async function runPrimary(options: HostOptions, workers: number, log: ServeLog): Promise<number> {
   const primary = await startPrimary(options, workers, {
     listening: (info) => {
-      banner(
-        {
-          ...info,
-          stateLocation: info.location,
-          seeded: options.seed !== undefined,
-          pools: { mode: resolveCounterMode(options.counter) },
-        },
-        log,
-        options,
-      )
+      // what the banner names, as the first worker reported it
+      const host = {
+        addresses: info.addresses,
+        identity: info.identity,
+        stateLocation: info.location,
+        seeded: options.seed !== undefined,
+        catalog: options.products ? loadCatalog({ extraFile: options.products }) : defaultCatalog(),
+        httpUrl: null,
+        pools: { mode: resolveCounterMode(options.counter), read: () => ({}) },
+      } as unknown as KmsHost
+      banner(host, log, options)
       log.always('workers', `${workers} worker processes`, { workers })
     },
     workerDied: (pid, how) => log.warn('worker', `worker ${pid} died (${how}); starting another`, { pid }),

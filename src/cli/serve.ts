@@ -1,16 +1,20 @@
-import { readFileSync } from 'node:fs'
 import { isWorker, joinPrimary, leavePrimary, parseWorkers, reportListening } from '../api/cluster.js'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
+import { removePidFile, writePidFile } from '../api/pid-file.js'
 import { loadRulesFile } from '../api/rules.js'
 import { ConfigError, UsageError } from '../errors.js'
-import { describeCounterMode } from '../kms/counter.js'
+import { HttpListenError, ListenError } from '../index.js'
 import { hresultHex } from '../kms/hresult.js'
-import { isLoopback } from '../server/cidr.js'
+import type { ListenAddress } from '../server/server.js'
 import { defaultStatePath } from '../store/open.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
+import { banner } from './serve-banner.js'
+import { parseConfigText, readConfigFile } from './serve-config.js'
+import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
+import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
 import { runPrimary } from './serve-workers.js'
 
 const LISTEN = 'Listening and RPC'
@@ -27,6 +31,14 @@ const OPTIONS = {
     help:
       'address to listen on, repeatable; IPv6 in brackets ([::1]:1688)\n' +
       '(default 127.0.0.1:1688: loopback unless told otherwise)',
+  },
+  workers: {
+    type: 'string',
+    arg: 'N|auto',
+    section: LISTEN,
+    help:
+      'worker processes behind the same addresses, one host (one identity, one count); auto = the ' +
+      'cores available (default 1: one process)',
   },
   allow: {
     type: 'string',
@@ -73,8 +85,9 @@ const OPTIONS = {
     arg: 'MICROSECONDS',
     section: LISTEN,
     help:
-      "after each read, keep polling this long before sleeping, so a busy client's next request " +
-      'needs no wake-up (default 100; 0 turns it off)',
+      "after each read, keep polling up to this long before sleeping, so a busy client's next " +
+      'request needs no wake-up; the spin costs at most a tenth of the host CPU, and only while ' +
+      'it pays off (default 100; 0 turns it off)',
   },
   counter: {
     type: 'string',
@@ -84,7 +97,7 @@ const OPTIONS = {
       'real (default): genuine counting from an empty pool, so the first 24 Windows clients get ' +
       '0xC004F038 on their side;\n' +
       "charged: report max(pool, 2 x required), capped at 50: everyone activates at once (vlmcsd's default);\n" +
-      'fixed:N: report N exactly (a test override)',
+      'fixed:N: report N exactly (a test override; above 50, which no genuine host reports, warned about)',
   },
   strict: {
     type: 'boolean',
@@ -112,13 +125,13 @@ const OPTIONS = {
     section: KMS,
     help:
       'override the ePID of a family (windows, office2010, office2013, office2016, office2019, ' +
-      'office2021, office2024), repeatable',
+      'office2021, office2024), repeatable; must have the ePID format',
   },
   'host-build': {
     type: 'string',
     arg: 'N',
     section: KMS,
-    help: 'Windows build the ePIDs name (chosen at first start otherwise)',
+    help: 'Windows build the ePIDs name (chosen at first start otherwise: one that fits the RPC flags and every CSVLK served)',
   },
   lcid: {
     type: 'string',
@@ -159,14 +172,6 @@ const OPTIONS = {
       'memory keeps nothing; a postgres:// or postgresql:// URL (or postgres alone, for PGHOST, PGPORT, ' +
       'PGUSER, PGPASSWORD, PGDATABASE) keeps it in PostgreSQL, shared by every host pointed at it',
   },
-  workers: {
-    type: 'string',
-    arg: 'N|auto',
-    section: LISTEN,
-    help:
-      'worker processes behind the same addresses, one host (one identity, one count); auto = the ' +
-      'cores available (default 1: one process)',
-  },
   'state-wait': {
     type: 'string',
     arg: 'SECONDS',
@@ -185,6 +190,15 @@ const OPTIONS = {
     section: STATE,
     help: 'record every connection as a classic pcap',
   },
+  'pid-file': {
+    type: 'string',
+    arg: 'PATH',
+    section: STATE,
+    help:
+      'write the id of the listening process here once it listens; removed at a clean stop ' +
+      '(a stale file left by a crash is replaced)',
+  },
+  ...HTTP_OPTIONS,
   'log-format': {
     type: 'string',
     arg: 'text|json',
@@ -216,12 +230,12 @@ const HELP = formatHelp(
       'Runs a KMS host (DCE-RPC over TCP, KMS protocol V4, V5 and V6) with an activation-threshold\n' +
       "counter that behaves like a genuine host's.",
     exitCodes: [
-      [0, 'stopped by SIGINT/SIGTERM'],
+      [0, 'stopped by SIGINT/SIGTERM (SIGUSR1 logs the status report, SIGHUP re-reads --rules)'],
       [64, 'usage or configuration-file error'],
       [
         78,
         'unusable state (read-only or corrupt state file, a state file another running host owns, ' +
-          'a PostgreSQL database unreachable at start, address in use)',
+          'a PostgreSQL database unreachable at start, address in use, a --pid-file that cannot be written)',
       ],
     ],
   },
@@ -230,49 +244,9 @@ const HELP = formatHelp(
 
 export type Values = ReturnType<typeof parseCliArgs<typeof OPTIONS>>['values']
 
-/** Settings from --config: the flags' names as keys, checked like the flags themselves. */
-function readConfig(path: string): Values {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new UsageError(
-      `kmslab serve: --config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    )
-  }
-  return parseServeConfig(text, path)
-}
-
 /** The text of a --config file as flag values; throws UsageError naming the file and the key. */
 export function parseServeConfig(text: string, path: string): Values {
-  let data: unknown
-  try {
-    data = JSON.parse(text)
-  } catch (err) {
-    throw new UsageError(`kmslab serve: --config ${path}: not JSON: ${(err as Error).message}`)
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new UsageError(`kmslab serve: --config ${path}: must be a JSON object`)
-  }
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(data)) {
-    if (!Object.hasOwn(OPTIONS, key) || key === 'config' || key === 'help')
-      throw new UsageError(`kmslab serve: --config ${path}: unknown setting ${JSON.stringify(key)}`)
-    const spec = (OPTIONS as OptionSpec)[key]
-    const ok =
-      spec.type === 'boolean'
-        ? typeof value === 'boolean'
-        : spec.multiple
-          ? Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')
-          : typeof value === 'string' || typeof value === 'number'
-    if (!ok) throw new UsageError(`kmslab serve: --config ${path}: ${key}: wrong type`)
-    out[key] = spec.multiple
-      ? (value as unknown[]).map(String)
-      : spec.type === 'boolean'
-        ? value
-        : String(value)
-  }
-  return out as Values
+  return parseConfigText(text, path, OPTIONS) as Values
 }
 
 function seconds(name: string, text: string | undefined): number | undefined {
@@ -283,7 +257,7 @@ function seconds(name: string, text: string | undefined): number | undefined {
   return Math.round(n * 1000)
 }
 
-export function hostOptionsFromFlags(v: Values): HostOptions {
+export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process.env): HostOptions {
   const epid: Record<string, string> = {}
   for (const e of v.epid ?? []) {
     const eq = e.indexOf('=')
@@ -319,41 +293,7 @@ export function hostOptionsFromFlags(v: Values): HostOptions {
     seed: v.seed,
     disconnectAfterAnswer: v.disconnect ?? false,
     rules: v.rules ? loadRulesFile(v.rules).map((r) => r.rule) : undefined,
-  }
-}
-
-/** What the banner names: a host, or what the first `--workers` worker reported. */
-export type BannerInfo = Pick<KmsHost, 'addresses' | 'identity' | 'stateLocation' | 'seeded'> & {
-  pools: { mode: KmsHost['pools']['mode'] }
-}
-
-export function banner(host: BannerInfo, log: ServeLog, options: HostOptions): void {
-  const addrs = host.addresses.map((a) =>
-    a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
-  )
-  log.always('listening', `kmslab host listening on ${addrs.join(', ')}`, { addresses: addrs })
-  log.always('mode', describeCounterMode(host.pools.mode), { counter: host.pools.mode })
-  log.always('state', `state: ${host.stateLocation}`, { state: host.stateLocation })
-  const rpc = `RPC: NDR64 ${options.ndr64 && options.btfn ? 'on' : 'off'}, BTFN ${options.btfn ? 'on' : 'off'}${options.strict ? ', strict' : ''}`
-  log.always('rpc', rpc, { ndr64: options.ndr64 && options.btfn, btfn: options.btfn, strict: options.strict })
-  for (const [family, epid] of Object.entries(host.identity.epids)) {
-    log.always('epid', `ePID ${family.padEnd(10)} ${epid}`, { family, epid })
-  }
-  log.always(
-    'hwid',
-    `HWID ${host.identity.hwid} (host build ${host.identity.hostBuild}, LCID ${host.identity.lcid})`,
-    {
-      hwid: host.identity.hwid,
-    },
-  )
-  if (host.seeded)
-    log.warn('seed', 'deterministic mode (--seed): every drawn value is predictable; for tests only')
-  const exposed = host.addresses.filter((a) => !isLoopback(a.host))
-  if (exposed.length > 0 && !(options.allow && options.allow.length > 0)) {
-    log.warn(
-      'exposed',
-      `listening on a non-loopback address (${exposed.map((a) => a.host).join(', ')}) without --allow`,
-    )
+    http: httpOption(v, env),
   }
 }
 
@@ -361,8 +301,9 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCliArgs('serve', argv, OPTIONS)
   if (positionals.length > 0)
     throw new UsageError(`kmslab serve: unexpected argument ${JSON.stringify(positionals[0])}`)
-  const merged = values.config ? { ...readConfig(values.config), ...values } : values
+  const merged = values.config ? { ...(readConfigFile(values.config, OPTIONS) as Values), ...values } : values
   const options = hostOptionsFromFlags(merged)
+  await checkListenHosts(options.listen as ListenAddress[], merged.listen ?? [])
   const log = new ServeLog(
     io.stdout,
     io.stderr,
@@ -373,15 +314,31 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   for (const stream of [io.stdout, io.stderr]) stream.on('error', () => {})
   const workers = parseWorkers(merged.workers)
   const worker = isWorker()
+  if (workers > 1 && options.http)
+    throw new UsageError(
+      'kmslab serve: --http with --workers is not supported yet (run --workers 1, or PostgreSQL hosts)',
+      'workers',
+    )
   if (workers > 1 && !worker) return runPrimary(options, workers, log)
   if (worker) options.stateProxy = (await joinPrimary(options)) ?? undefined
   let host: KmsHost
   try {
     host = await startHost(options)
   } catch (err) {
-    if ((err as Error).name === 'ListenError')
+    if (err instanceof ListenError || err instanceof HttpListenError)
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
+  }
+  const pidFile = worker ? undefined : merged['pid-file']
+  const dropPidFile = () => pidFile && removePidFile(pidFile)
+  if (pidFile) {
+    try {
+      writePidFile(pidFile)
+    } catch (err) {
+      await host.close()
+      throw err
+    }
+    process.once('exit', dropPidFile)
   }
   if (worker) reportListening(host.addresses, host.identity, host.stateLocation)
   else banner(host, log, options)
@@ -415,18 +372,16 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
   }
   process.on('SIGHUP', onHup)
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      if (!worker) log.always('stopping', `${signal}: stopping`)
-      resolve()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-  })
+  const onUsr1 = statusSignalHandler(host, log)
+  process.on('SIGUSR1', onUsr1)
+  const reason = await untilStopped()
+  if (!worker) log.always('stopping', `${reason}: stopping`, { reason })
   process.off('SIGHUP', onHup)
+  process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
   await host.close()
+  dropPidFile()
   if (worker) leavePrimary()
   else log.always('stopped', 'stopped')
   return 0

@@ -1,20 +1,29 @@
 // `activate`: a verifying KMS client. Sends one or more activation requests to a host (or to the
 // hosts a domain's SRV record names), checks every answer at the RPC and the KMS level and reports
 // per request what came back, what is wrong (errors) and what is odd (warnings, as vlmcs prints).
+import { isIP } from 'node:net'
 import { DEFAULT_PRODUCT, defaultCatalog, findProduct, type Product, withIds } from '../catalog/index.js'
 import { cryptoRandom, type RandomSource } from '../crypto/random.js'
 import { UsageError } from '../errors.js'
 import { buildKmsRequest, verifyKmsResponse } from '../kms/client.js'
 import { VerificationError } from '../kms/errors.js'
+import { hostPort } from '../wire/endpoint.js'
 import { epidWarning, payloadSizeWarning } from './checks.js'
-import { discoverHosts, parseTarget, srvName, systemResolver, type Target } from './discover.js'
+import {
+  discoverHosts,
+  parseTarget,
+  srvName,
+  systemAddresses,
+  systemResolver,
+  type Target,
+} from './discover.js'
 import { DiscoveryError, RefusedError, RpcError } from './errors.js'
-import { endpointText } from './pdu-socket.js'
 import { buildBase, type RequestFields, requestFields } from './request.js'
 import { type CallResult, type Negotiated, RpcConnection, type RpcOptions } from './rpc-client.js'
 import {
   type ActivateOptions,
   type ActivationReport,
+  type AttemptFailure,
   CLOSED_WARNING,
   EXIT_CODES,
   type RequestResult,
@@ -32,6 +41,25 @@ export async function activate(
   return new Run(t, options).go()
 }
 
+interface Endpoint {
+  host: string
+  port: number
+  addresses?: string[]
+}
+
+function attemptFailure(err: RpcError): AttemptFailure {
+  switch (err.kind) {
+    case 'connect':
+      return err.code === 'ECONNREFUSED' ? 'refused' : 'unreachable'
+    case 'timeout':
+      return 'timed-out'
+    case 'closed':
+      return 'closed'
+    default:
+      return 'error'
+  }
+}
+
 function productOf(o: ActivateOptions): Product {
   const catalog = o.catalog ?? defaultCatalog()
   return withIds(catalog, findProduct(catalog, o.product ?? DEFAULT_PRODUCT), o)
@@ -46,7 +74,7 @@ class Run {
   private connections = 0
   private callId = 2
   private lastEpid: string | undefined
-  private hosts: { host: string; port: number }[] | null = null
+  private hosts: Endpoint[] | null = null
 
   constructor(
     private readonly target: Target,
@@ -98,7 +126,7 @@ class Run {
     return true
   }
 
-  private async endpoints(): Promise<{ host: string; port: number }[]> {
+  private async endpoints(): Promise<Endpoint[]> {
     if (this.target.kind === 'host') return [this.target]
     this.hosts ??= (
       await discoverHosts(
@@ -106,71 +134,105 @@ class Run {
         this.o.resolveSrv ?? systemResolver(undefined, this.rpc.timeoutMs),
         this.random,
       )
-    ).map((r) => ({
-      host: r.name,
-      port: r.port,
-    }))
+    ).map((r) => ({ host: r.name, port: r.port, addresses: r.addresses }))
     return this.hosts
   }
 
-  /** Connects and binds to the first host that works; the others' failures become warnings. */
-  private async open(warnings: string[]): Promise<{ conn: RpcConnection; negotiated: Negotiated }> {
-    const hosts = await this.endpoints()
-    for (const [i, h] of hosts.entries()) {
-      let conn: RpcConnection | null = null
+  private async addressesOf(h: Endpoint): Promise<string[]> {
+    if (isIP(h.host)) return [h.host]
+    if (h.addresses?.length) return h.addresses
+    return (this.o.resolveAddresses ?? systemAddresses)(h.host)
+  }
+
+  /**
+   * Connects, binds and sends the request to each host (each of its addresses) in turn until one
+   * answers at the RPC level; the others' failures are the result's attempts. A KMS-level answer
+   * (a refusal HRESULT, an answer failing verification) is an answer: no other host is asked.
+   */
+  private async open(
+    payload: Uint8Array,
+    r: RequestResult,
+  ): Promise<{ conn: RpcConnection; negotiated: Negotiated; call: CallResult }> {
+    let last: RpcError | null = null
+    for (const h of await this.endpoints()) {
+      let addresses: string[]
       try {
-        conn = await RpcConnection.connect(h.host, h.port, this.rpc.timeoutMs)
-        const negotiated = await conn.bind(this.callId, this.rpc)
-        this.connections++
-        this.lastEpid = undefined
-        return { conn, negotiated }
+        addresses = await this.addressesOf(h)
       } catch (err) {
-        conn?.close()
-        if (!(err instanceof RpcError) || i === hosts.length - 1) throw err
-        warnings.push(`${endpointText(h.host, h.port)}: ${err.message}; trying the next host`)
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+        addresses = []
+        last = new RpcError('connect', `cannot resolve ${h.host}: ${code}`)
+      }
+      if (addresses.length === 0) {
+        last ??= new RpcError('connect', `cannot resolve ${h.host}: it has no address`)
+        r.attempts.push({
+          host: h.host,
+          port: h.port,
+          address: null,
+          failure: 'unresolved',
+          error: last.message,
+        })
+        continue
+      }
+      for (const address of addresses) {
+        let conn: RpcConnection | null = null
+        try {
+          conn = await RpcConnection.connect(h.host, h.port, this.rpc.timeoutMs, address)
+          const negotiated = await conn.bind(this.callId, this.rpc)
+          const call = await conn.call(payload, this.callId, this.rpc.timeoutMs)
+          this.connections++
+          this.lastEpid = undefined
+          return { conn, negotiated, call }
+        } catch (err) {
+          conn?.close()
+          if (!(err instanceof RpcError)) throw err
+          r.attempts.push({
+            host: h.host,
+            port: h.port,
+            address,
+            failure: attemptFailure(err),
+            error: err.message,
+          })
+          last = err
+        }
       }
     }
-    throw new DiscoveryError('no KMS host to try', this.targetText())
+    throw last ?? new DiscoveryError('no KMS host to try', this.targetText())
   }
 
   private targetText(): string {
     return this.target.kind === 'host'
-      ? endpointText(this.target.host, this.target.port)
+      ? hostPort(this.target.host, this.target.port)
       : srvName(this.target.domain)
   }
 
   private async call(
     payload: Uint8Array,
-    warnings: string[],
+    r: RequestResult,
   ): Promise<{ call: CallResult; bind: string[] | null }> {
-    let bind: string[] | null = null
-    const reopen = async () => {
-      this.conn?.close()
-      this.conn = null
-      const { conn, negotiated } = await this.open(warnings)
-      this.conn = conn
-      warnings.push(...negotiated.warnings)
-      bind = negotiated.summary
-      return conn
-    }
     let conn = this.conn
     if (conn && !this.o.newConnection) await conn.settle()
     if (conn && (this.o.newConnection || conn.closedByPeer)) {
-      if (conn.closedByPeer && !this.o.newConnection) warnings.push(CLOSED_WARNING)
+      if (conn.closedByPeer && !this.o.newConnection) r.warnings.push(CLOSED_WARNING)
       conn = null
     }
-    conn ??= await reopen()
-    try {
-      return { call: await conn.call(payload, this.callId, this.rpc.timeoutMs), bind }
-    } catch (err) {
-      // A host that closes right after its answer may do so while this request is on its way.
-      const lateClose =
-        err instanceof RpcError && err.kind === 'closed' && conn.callsDone > 0 && conn.pendingBytes === 0
-      if (!lateClose) throw err
-      warnings.push(CLOSED_WARNING)
-      conn = await reopen()
-      return { call: await conn.call(payload, this.callId, this.rpc.timeoutMs), bind }
+    if (conn) {
+      try {
+        return { call: await conn.call(payload, this.callId, this.rpc.timeoutMs), bind: null }
+      } catch (err) {
+        // A host that closes right after its answer may do so while this request is on its way.
+        const lateClose =
+          err instanceof RpcError && err.kind === 'closed' && conn.callsDone > 0 && conn.pendingBytes === 0
+        if (!lateClose) throw err
+        r.warnings.push(CLOSED_WARNING)
+      }
     }
+    this.conn?.close()
+    this.conn = null
+    const opened = await this.open(payload, r)
+    this.conn = opened.conn
+    r.warnings.push(...opened.negotiated.warnings)
+    return { call: opened.call, bind: opened.negotiated.summary }
   }
 
   private async one(index: number): Promise<RequestResult> {
@@ -179,6 +241,8 @@ class Run {
     const r: RequestResult = {
       index,
       host: this.conn?.remote ?? this.targetText(),
+      address: null,
+      attempts: [],
       request: base,
       requestPayload: built.payload,
       responsePayload: null,
@@ -192,13 +256,16 @@ class Run {
     }
     let call: CallResult
     try {
-      const sent = await this.call(built.payload, r.warnings)
+      const sent = await this.call(built.payload, r)
       call = sent.call
       r.bind = sent.bind
     } catch (err) {
       if (!(err instanceof RpcError || err instanceof DiscoveryError)) throw err
       r.error = err
-      if (this.conn) r.host = this.conn.remote
+      if (this.conn) {
+        r.host = this.conn.remote
+        r.address = this.conn.remoteAddress
+      }
       this.conn?.close()
       this.conn = null
       return r
@@ -207,6 +274,7 @@ class Run {
     }
     const conn = this.conn!
     r.host = conn.remote
+    r.address = conn.remoteAddress
     r.rpc = {
       syntax: call.syntax,
       contextId: call.contextId,

@@ -1,6 +1,6 @@
 // DNS auto-discovery of KMS hosts (§8): the `_vlmcs._tcp.<domain>` SRV record, tried in RFC 2782
 // order: lowest priority first; within a priority, a weighted random draw without replacement.
-import { Resolver } from 'node:dns/promises'
+import { lookup, Resolver } from 'node:dns/promises'
 import type { RandomSource } from '../crypto/random.js'
 import { UsageError } from '../errors.js'
 import { randomInt } from '../kms/epid.js'
@@ -12,10 +12,19 @@ export interface SrvRecord {
   port: number
   priority: number
   weight: number
+  /** The target's addresses when the answer carried them (its additional section). */
+  addresses?: string[]
 }
 
 /** Looks up the SRV records of a DNS name (injectable for tests and embedders). */
 export type ResolveSrv = (name: string) => Promise<SrvRecord[]>
+
+/** The addresses of a host name, each to be tried in turn (injectable like ResolveSrv). */
+export type ResolveAddresses = (name: string) => Promise<string[]>
+
+/** The system resolver's addresses for a name, in its order (/etc/hosts, nsswitch, ...). */
+export const systemAddresses: ResolveAddresses = async (name) =>
+  (await lookup(name, { all: true, verbatim: true })).map((a) => a.address)
 
 export function srvName(domain: string): string {
   return `_vlmcs._tcp.${domain.replace(/^\.+/, '').replace(/\.+$/, '')}`
@@ -48,8 +57,10 @@ export function orderSrvRecords(records: readonly SrvRecord[], random: RandomSou
 }
 
 /**
- * The system's resolver, or the DNS server `server` ("ip", "ip:port", "[v6]:port"); a query is
+ * The system's resolver, or node:dns asking `server` ("ip", "ip:port", "[v6]:port"); a query is
  * tried twice, each within `timeoutMs`. Throws UsageError for a server that is not an address.
+ * (node:dns leaves out the additional section and resolves the targets with the system's
+ * resolver: server-resolver.ts asks the server for both.)
  */
 export function systemResolver(server?: string, timeoutMs = 5000): ResolveSrv {
   const resolver = new Resolver({ timeout: timeoutMs, tries: 2 })

@@ -1,5 +1,6 @@
 import { KmslabError } from '../errors.js'
 import { describeHresult } from '../kms/hresult.js'
+import { describeNcaStatus } from '../wire/rpc.js'
 
 /**
  * What went wrong below the KMS layer:
@@ -19,6 +20,8 @@ export class RpcError extends KmslabError {
     message: string,
     /** FAULT: the NCA status; BIND_NAK: the reject reason. */
     readonly status?: number,
+    /** 'connect': the socket error's code (ECONNREFUSED, ENETUNREACH, ...). */
+    readonly code?: string,
   ) {
     super(message)
   }
@@ -41,16 +44,4 @@ export class RefusedError extends KmslabError {
   }
 }
 
-const NCA_NAMES: Record<number, string> = {
-  469827587: 'nca_s_unk_if',
-  469827586: 'nca_s_op_rng_error',
-  469827595: 'nca_s_proto_error',
-  1783: 'rpc_x_bad_stub_data',
-  469762076: 'nca_s_invalid_pres_context_id',
-}
-
-export function describeNcaStatus(status: number): string {
-  const hex = `0x${(status >>> 0).toString(16).toUpperCase().padStart(8, '0')}`
-  const name = NCA_NAMES[status >>> 0]
-  return name ? `${hex} (${name})` : hex
-}
+export { describeNcaStatus }

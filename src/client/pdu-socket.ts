@@ -1,13 +1,9 @@
 // A TCP connection as a stream of DCE-RPC PDUs: connect within a time limit, send bytes, and read
 // whole PDUs cut by frag_length whatever the TCP segmentation (§1.14), each within a time limit.
 import net from 'node:net'
+import { hostPort } from '../wire/endpoint.js'
 import { checkRpcFrame } from '../wire/rpc.js'
 import { RpcError } from './errors.js'
-
-/** "host:port", IPv6 in brackets. */
-export function endpointText(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-}
 
 export class PduSocket {
   private buffer: Buffer = Buffer.alloc(0)
@@ -17,6 +13,8 @@ export class PduSocket {
   private constructor(
     private readonly socket: net.Socket,
     readonly remote: string,
+    /** The peer's IP address (the name in `remote` may stand for several). */
+    readonly remoteAddress: string,
   ) {
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => {
@@ -32,23 +30,26 @@ export class PduSocket {
     socket.on('error', (err: NodeJS.ErrnoException) => end(`connection error ${err.code ?? err.message}`))
   }
 
-  static connect(host: string, port: number, timeoutMs: number): Promise<PduSocket> {
-    const remote = endpointText(host, port)
+  static connect(host: string, port: number, timeoutMs: number, address = host): Promise<PduSocket> {
+    const remote = hostPort(host, port)
+    const to = address === host ? remote : `${remote} (${address})`
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port })
+      const socket = net.connect({ host: address, port })
       const timer = setTimeout(() => {
         socket.destroy()
-        reject(new RpcError('timeout', `no connection to ${remote} within ${timeoutMs} ms`))
+        reject(new RpcError('timeout', `no connection to ${to} within ${timeoutMs} ms`))
       }, timeoutMs)
       socket.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer)
         socket.destroy()
-        reject(new RpcError('connect', `cannot connect to ${remote}: ${err.code ?? err.message}`))
+        reject(
+          new RpcError('connect', `cannot connect to ${to}: ${err.code ?? err.message}`, undefined, err.code),
+        )
       })
       socket.once('connect', () => {
         clearTimeout(timer)
         socket.removeAllListeners('error')
-        resolve(new PduSocket(socket, remote))
+        resolve(new PduSocket(socket, remote, socket.remoteAddress ?? address))
       })
     })
   }

@@ -70,12 +70,23 @@ export class RpcConnection {
 
   private constructor(private readonly io: PduSocket) {}
 
-  static async connect(host: string, port: number, timeoutMs: number): Promise<RpcConnection> {
-    return new RpcConnection(await PduSocket.connect(host, port, timeoutMs))
+  /** `address`: where to connect when `host` is a name resolved already (default: `host`). */
+  static async connect(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    address?: string,
+  ): Promise<RpcConnection> {
+    return new RpcConnection(await PduSocket.connect(host, port, timeoutMs, address))
   }
 
   get remote(): string {
     return this.io.remote
+  }
+
+  /** The peer's IP address. */
+  get remoteAddress(): string {
+    return this.io.remoteAddress
   }
 
   /** The host closed (or reset) the connection; nothing more can be sent on it. */

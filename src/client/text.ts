@@ -14,11 +14,14 @@ import {
   responseReport,
   unverifiedResponseReport,
 } from '../kms/report.js'
+import { hostPort } from '../wire/endpoint.js'
 import { RpcError } from './errors.js'
-import type { ChargeProgress, RequestResult, Verdict } from './types.js'
+import type { Attempt, AttemptFailure, ChargeProgress, RequestResult, Verdict } from './types.js'
 
 export interface ResultRecord {
   host: string
+  address: string | null
+  attempts: Attempt[]
   request: RequestReport
   response: ResponseReport | null
   verdict: Verdict
@@ -47,6 +50,8 @@ export function resultRecord(r: RequestResult): ResultRecord {
     response = unverifiedResponseReport(r.responsePayload)
   return {
     host: r.host,
+    address: r.address,
+    attempts: r.attempts,
     request: requestReport(r.request),
     response,
     verdict: r.verdict,
@@ -67,7 +72,9 @@ const VERDICT_TEXT: Record<Verdict, string> = {
 export function summaryLine(r: RequestResult, total?: number): string {
   const n = total ? `${r.index + 1}/${total}` : `${r.index + 1}`
   const rpc = r.rpc ? ` ${r.rpc.syntax.toUpperCase()}` : ''
-  let head = `${n} ${r.host} V${r.request.versionMajor}${rpc}: ${VERDICT_TEXT[r.verdict]}`
+  const via = r.address && !r.host.startsWith(r.address) && !r.host.startsWith(`[${r.address}]`)
+  const host = via ? `${r.host} (${r.address})` : r.host
+  let head = `${n} ${host} V${r.request.versionMajor}${rpc}: ${VERDICT_TEXT[r.verdict]}`
   const a = r.answer
   if (a) {
     head += `, count ${a.base.currentCount}/${r.request.requiredCount}, ePID ${a.base.epid}`
@@ -140,6 +147,21 @@ export function verboseLines(r: RequestResult, names?: NameLookup, total?: numbe
   return lines
 }
 
+const FAILURE_TEXT: Record<AttemptFailure, string> = {
+  refused: 'refused',
+  unreachable: 'unreachable',
+  'timed-out': 'timed out',
+  closed: 'closed without an answer',
+  error: 'answered with an error',
+  unresolved: 'no address',
+}
+
+/** "tried kms1.lab.test:1688 (127.0.0.2): refused: cannot connect ...". */
+export function attemptLine(a: Attempt): string {
+  const at = a.address && a.address !== a.host ? ` (${a.address})` : ''
+  return `tried ${hostPort(a.host, a.port)}${at}: ${FAILURE_TEXT[a.failure]}: ${a.error}`
+}
+
 /** The text output of one request: its summary (or verbose view) and its warnings. */
 export function formatResult(
   r: RequestResult,
@@ -147,6 +169,9 @@ export function formatResult(
 ): string {
   const lines = o.verbose ? verboseLines(r, o.names, o.total) : [summaryLine(r, o.total)]
   if (r.verdict === 'not-enough-count') lines.push(`  ${shortfall(r)}`)
+  // A lone failed attempt is what the summary line says already.
+  const attempts = r.address === null && r.attempts.length === 1 ? [] : r.attempts
+  for (const a of attempts) lines.push(`  ${attemptLine(a)}`)
   for (const w of r.warnings) lines.push(`  warning: ${w}`)
   return `${lines.join('\n')}\n${o.verbose ? '\n' : ''}`
 }

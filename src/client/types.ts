@@ -4,7 +4,7 @@ import type { RandomSource } from '../crypto/random.js'
 import type { VerifiedAnswer } from '../kms/client.js'
 import type { VerificationError } from '../kms/errors.js'
 import type { KmsBaseRequest } from '../wire/kms-request.js'
-import type { ResolveSrv } from './discover.js'
+import type { ResolveAddresses, ResolveSrv } from './discover.js'
 import type { DiscoveryError, RefusedError, RpcError } from './errors.js'
 
 /** Any field of the base request, and the V5/V6 request IV, for one request. */
@@ -52,6 +52,8 @@ export interface ActivateOptions {
   random?: RandomSource
   now?: () => Date
   resolveSrv?: ResolveSrv
+  /** A host name's addresses (default: the system resolver); SRV answers carrying them win. */
+  resolveAddresses?: ResolveAddresses
   onProgress?: (p: ChargeProgress) => void
   onResult?: (r: RequestResult) => void
 }
@@ -66,11 +68,33 @@ export const EXIT_CODES: Readonly<Record<Verdict, number>> = {
   'rpc-error': 5,
 }
 
+/**
+ * Why a host was passed over: it refused the connection (or was unreachable), did not answer in
+ * time, closed the connection without an answer, answered with an RPC error (FAULT, BIND_NAK,
+ * broken PDUs), or its name has no address.
+ */
+export type AttemptFailure = 'refused' | 'unreachable' | 'timed-out' | 'closed' | 'error' | 'unresolved'
+
+/** One host (one of its addresses) tried before the one that answered, or in vain. */
+export interface Attempt {
+  /** The host name (or address) as the target or the SRV record names it. */
+  host: string
+  port: number
+  /** The address connected to; null when the name has none. */
+  address: string | null
+  failure: AttemptFailure
+  error: string
+}
+
 export interface RequestResult {
   /** 0-based. */
   index: number
   /** "host:port" of the host that answered (or was tried); the SRV name when discovery failed. */
   host: string
+  /** The address the answering connection went to (null when none answered). */
+  address: string | null
+  /** The hosts (addresses) that failed while this request looked for one that answers. */
+  attempts: Attempt[]
   request: KmsBaseRequest
   /** The KMS request bytes and the KMS answer bytes (null when none came). */
   requestPayload: Uint8Array

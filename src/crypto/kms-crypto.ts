@@ -1,6 +1,5 @@
-import { type _HMAC, hmac } from '@noble/hashes/hmac.js'
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { CryptoError } from './errors.js'
+import { HmacSha256, SHA256_LENGTH, sha256Into } from './noble-adapter.js'
 import { type BlockCipher, V4_CIPHER } from './rijndael.js'
 
 /**
@@ -21,20 +20,12 @@ export function v4Mac(message: Uint8Array): Uint8Array {
   return mac
 }
 
-// Hashing here is done on tiny inputs at high rates, where building a fresh noble hasher per call
-// costs about as much as the compression itself. So the hot paths clone a prepared state into a
-// reused scratch object (noble's _cloneInto) and finish into a scratch digest. Everything is
-// synchronous, so no two callers can interleave on the scratch state.
-type Sha256State = ReturnType<typeof nobleSha256.create>
-const SHA256_EMPTY: Sha256State = nobleSha256.create()
-let shaWork: Sha256State | undefined
-const digest = new Uint8Array(32)
+// The hashes finish into one scratch digest (synchronous: no two callers interleave on it).
+const digest = new Uint8Array(SHA256_LENGTH)
 
 /** SHA-256 (FIPS 180-4) of `data`. */
 export function sha256(data: Uint8Array): Uint8Array {
-  shaWork = SHA256_EMPTY._cloneInto(shaWork)
-  shaWork.update(data)
-  shaWork.digestInto(digest)
+  sha256Into(data, digest)
   return digest.slice()
 }
 
@@ -100,8 +91,7 @@ export function v6HmacKey(requestTime: bigint): Uint8Array {
 // HMAC state after absorbing the padded key (inner and outer), kept for the last key used: the
 // key changes with the slot, every ~4 h, and reusing it saves two of the seven compressions.
 let hmacKey = new Uint8Array(0)
-let hmacKeyed: _HMAC<Sha256State> | undefined
-let hmacWork: _HMAC<Sha256State> | undefined
+let hmacKeyed: HmacSha256 | undefined
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
@@ -112,11 +102,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** The last 16 bytes of HMAC-SHA256(key, message) (RFC 2104): the V6 response's HMAC field. */
 export function v6Hmac(key: Uint8Array, message: Uint8Array): Uint8Array {
   if (hmacKeyed === undefined || !sameBytes(key, hmacKey)) {
-    hmacKeyed = hmac.create(nobleSha256, key) as _HMAC<Sha256State>
+    hmacKeyed = new HmacSha256(key)
     hmacKey = key.slice()
   }
-  hmacWork = hmacKeyed._cloneInto(hmacWork)
-  hmacWork.update(message)
-  hmacWork.digestInto(digest)
+  hmacKeyed.macInto(message, digest)
   return digest.slice(16)
 }

@@ -9,7 +9,11 @@ import { randomFillSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { Product } from '../catalog/index.js'
-import { KmslabError } from '../errors.js'
+import { BenchError } from './errors.js'
+
+export { BenchError }
+
+import { hostPort } from '../wire/endpoint.js'
 import { ActivationCodec } from './codec.js'
 import { type BenchBind, BenchConn, type ConnEvents } from './connection.js'
 import { BenchStats } from './stats.js'
@@ -101,9 +105,6 @@ export interface BenchReport {
   /** The run was stopped early (signal). */
   interrupted: boolean
 }
-
-/** The run could not start at all (unknown host name, no connection at all). */
-export class BenchError extends KmslabError {}
 
 function latency(h: BenchStats['latency']): LatencySummary {
   const r = (ms: number) => Math.round(ms * 1000) / 1000
@@ -401,7 +402,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const m = measured ? stats : new BenchStats()
   const durationS = measured ? Math.max(1e-6, (measureEnd - measureStart) / 1000) : 0
   return {
-    target: `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`,
+    target: hostPort(o.host, o.port),
     protocol: o.protocol,
     product: o.product.name ?? o.product.kmsId,
     bind: o.bind,

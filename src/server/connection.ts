@@ -23,7 +23,7 @@ import {
 import { bindAnomalies, decideContexts, MAX_CONTEXTS } from './bind.js'
 import { DEFAULT_MAX_FRAGMENT, FramingError, PduFramer } from './framer.js'
 import { FragmentAssembler } from './reassembly.js'
-import type { CallOutcome, ConnectionSettings, Endpoint } from './types.js'
+import type { CallOutcome, ConnectionSettings, Endpoint, HostConnection } from './types.js'
 
 /** The smallest fragment MS-RPCE lets a peer negotiate. */
 const MIN_FRAGMENT = 1432
@@ -39,7 +39,7 @@ const LINGER_MS = 2000
  * framer and the socket stops reading, as it does while our output backs up: what a connection
  * holds is bounded by one read chunk and one fragment, whatever the peer sends.
  */
-export class RpcConnection {
+export class RpcConnection implements HostConnection {
   readonly framer = new PduFramer()
   readonly contexts = new Map<number, TransferSyntax>()
   readonly openedAt: number

@@ -1,18 +1,8 @@
-import { KmslabError } from '../errors.js'
-import { checkRpcFrame, type FrameLimits, PTYPE } from '../wire/rpc.js'
+import { FramingError } from './errors.js'
 
-/** The peer sent something that is not a DCE-RPC PDU stream; the host closes without answering. */
-export class FramingError extends KmslabError {
-  constructor(
-    message: string,
-    readonly offset: number,
-    /** Set when the bytes are an RPC header of another version (answered with BIND_NAK). */
-    readonly rpcVersion?: number,
-    readonly callId = 0,
-  ) {
-    super(message)
-  }
-}
+export { FramingError }
+
+import { checkRpcFrame, type FrameLimits, PTYPE } from '../wire/rpc.js'
 
 /** Before a bind negotiates a size, a PDU may be at most this long (Windows' default fragment). */
 export const DEFAULT_MAX_FRAGMENT = 5840

@@ -1,10 +1,6 @@
 import { closeSync, openSync, writeSync } from 'node:fs'
+import type { Endpoint } from '../wire/endpoint.js'
 import { emitPcapFileHeader, emitPcapTcpRecord, TCP_FLAGS } from '../wire/pcap-frames.js'
-
-export interface Endpoint {
-  address: string
-  port: number
-}
 
 /**
  * Records every connection's bytes as a classic pcap with synthetic TCP framing (handshake, data

@@ -1,13 +1,18 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { RandomSource } from '../crypto/random.js'
-import { KmslabError } from '../errors.js'
+import { type Endpoint, hostPort } from '../wire/endpoint.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import type { ContextResult } from '../wire/rpc.js'
 import type { BindPolicy } from './bind.js'
+import { BusyPoller } from './busy-poll.js'
 import { type Cidr, matchesAny } from './cidr.js'
 import { RpcConnection } from './connection.js'
-import { CaptureRecorder, type Endpoint } from './recorder.js'
-import type { CallHandler, ConnectionSettings } from './types.js'
+import { ListenError } from './errors.js'
+import { CaptureRecorder } from './recorder.js'
+
+export { ListenError }
+
+import type { CallHandler, ConnectionSettings, HostConnection } from './types.js'
 
 export interface ListenAddress {
   host: string
@@ -23,8 +28,9 @@ export interface RpcServerOptions {
   /** Silence between bytes after which a connection is closed. */
   idleTimeoutMs?: number
   /**
-   * After each read, keep the event loop polling this long (µs) instead of sleeping, so the next
-   * request of a busy client is picked up without a wake-up from idle; 0 turns it off.
+   * After each read, keep the event loop polling up to this long (µs) instead of sleeping, so the
+   * next request of a busy client is picked up without a wake-up from idle; 0 turns it off. The
+   * spin adapts (BusyPoller): it costs at most a tenth of the host's own CPU.
    */
   busyPollMicros?: number
   /** Total life of a connection, however busy. */
@@ -35,33 +41,24 @@ export interface RpcServerOptions {
   allow?: Cidr[] | null
   capturePath?: string
   disconnectAfterAnswer?: boolean
-  rejectBind?: (conn: RpcConnection) => boolean
+  rejectBind?: (conn: HostConnection) => boolean
   events?: Partial<RpcServerEvents>
 }
 
 /** What the server tells its owner (the log and the embedding API). */
 export interface RpcServerEvents {
-  open(conn: RpcConnection): void
-  close(conn: RpcConnection, reason: string, protocolError: boolean): void
+  open(conn: HostConnection): void
+  close(conn: HostConnection, reason: string, protocolError: boolean): void
   refused(client: Endpoint, reason: 'max-connections' | 'not-allowed'): void
   bind(
-    conn: RpcConnection,
+    conn: HostConnection,
     isBind: boolean,
     results: ContextResult[],
     accepted: Map<number, TransferSyntax>,
   ): void
-  fault(conn: RpcConnection, callId: number, status: number, reason: string): void
+  fault(conn: HostConnection, callId: number, status: number, reason: string): void
   /** A protocol oddity answered without closing (the connection goes on). */
-  notice(conn: RpcConnection, reason: string): void
-}
-
-export class ListenError extends KmslabError {
-  constructor(
-    message: string,
-    readonly address: ListenAddress,
-  ) {
-    super(message)
-  }
+  notice(conn: HostConnection, reason: string): void
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
@@ -76,8 +73,7 @@ export class RpcServer {
   private servers: Server[] = []
   private nextId = 1
   private sweeper: NodeJS.Timeout | null = null
-  private pollUntil = 0
-  private polling = false
+  private readonly poller: BusyPoller
   private recorder: CaptureRecorder | undefined
   /** What every connection shares (one object, not one per accepted socket). */
   private settings: ConnectionSettings | null = null
@@ -86,6 +82,10 @@ export class RpcServer {
 
   constructor(private readonly options: RpcServerOptions) {
     this.now = options.now ?? Date.now
+    this.poller = new BusyPoller(
+      options.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS,
+      () => this.servers.length > 0,
+    )
     const noop = () => {}
     this.events = {
       open: noop,
@@ -147,8 +147,12 @@ export class RpcServer {
         this.accept(socket, port),
       )
       server.once('error', (err: NodeJS.ErrnoException) => {
-        const where = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`
-        reject(new ListenError(`cannot listen on ${where}: ${err.code ?? err.message}`, address))
+        reject(
+          new ListenError(
+            `cannot listen on ${hostPort(address.host, address.port)}: ${err.code ?? err.message}`,
+            address,
+          ),
+        )
       })
       server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => {
         const bound = server.address()
@@ -159,6 +163,7 @@ export class RpcServer {
   }
 
   private accept(socket: Socket, localPort: number): void {
+    const startedAt = performance.now()
     // A peer that reset before we got here has no address any more: nothing to answer or log.
     if (socket.remoteAddress === undefined) {
       socket.destroy()
@@ -184,12 +189,14 @@ export class RpcServer {
       this.recorder.open(conn.id, client, { address: socket.localAddress ?? '', port: localPort })
     }
     socket.on('data', (chunk) => {
+      const t = performance.now()
       conn.onData(chunk)
-      this.pollOn()
+      this.poller.handled(t)
     })
     socket.on('end', () => {
+      const t = performance.now()
       conn.peerEnded()
-      this.pollOn()
+      this.poller.handled(t)
     })
     socket.on('error', () => conn.close('socket error'))
     socket.on('close', () => {
@@ -199,26 +206,8 @@ export class RpcServer {
       this.recorder?.close(conn.id)
     })
     this.events.open(conn)
-    this.pollOn()
-  }
-
-  /**
-   * Adaptive busy-poll: on this VM a wake-up from an idle event loop costs ~30 µs, twice per round
-   * trip, which bounds one connection's rate more than the work does. Polling with setImmediate
-   * for a short while after each read, accept and FIN keeps a busy host awake (a client that
-   * opens a connection per activation connects again right after its FIN); an idle host never spins.
-   */
-  private pollOn(): void {
-    const micros = this.options.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS
-    if (micros <= 0) return
-    this.pollUntil = performance.now() + micros / 1000
-    if (this.polling) return
-    this.polling = true
-    const spin = () => {
-      if (performance.now() < this.pollUntil && this.servers.length > 0) setImmediate(spin)
-      else this.polling = false
-    }
-    setImmediate(spin)
+    // a client that opens a connection per activation connects again right after its FIN
+    this.poller.handled(startedAt)
   }
 
   private sweep(): void {

@@ -1,15 +1,29 @@
 import type { RandomSource } from '../crypto/random.js'
+import type { Endpoint } from '../wire/endpoint.js'
 import type { TransferSyntax } from '../wire/ndr.js'
 import type { ContextResult } from '../wire/rpc.js'
 import type { BindPolicy } from './bind.js'
-import type { RpcConnection } from './connection.js'
-import type { CaptureRecorder, Endpoint } from './recorder.js'
+import type { CaptureRecorder } from './recorder.js'
 
 export type { Endpoint }
 
+/**
+ * What the activation handler and the connection events see of a host connection. HostConnection
+ * implements it; an interface, so that these shapes need nothing from connection.ts (no cycle).
+ */
+export interface HostConnection {
+  readonly id: number
+  readonly client: Endpoint
+  /** The port the peer connected to (the listener's). */
+  readonly localPort: number
+  readonly openedAt: number
+  /** KMS calls answered so far. */
+  readonly calls: number
+}
+
 /** One KMS call (REQUEST opnum 0) as the activation handler sees it. */
 export interface KmsCall {
-  connection: RpcConnection
+  connection: HostConnection
   callId: number
   contextId: number
   syntax: TransferSyntax
@@ -31,15 +45,15 @@ export type CallHandler = (call: KmsCall) => CallOutcome | Promise<CallOutcome>
 
 export interface ConnectionEvents {
   onBind(
-    conn: RpcConnection,
+    conn: HostConnection,
     isBind: boolean,
     results: ContextResult[],
     accepted: Map<number, TransferSyntax>,
   ): void
-  onFault(conn: RpcConnection, callId: number, status: number, reason: string): void
+  onFault(conn: HostConnection, callId: number, status: number, reason: string): void
   /** Something odd the host answered without closing (a BIND for another interface, too many items). */
-  onNotice(conn: RpcConnection, reason: string): void
-  onClose(conn: RpcConnection, reason: string, protocolError: boolean): void
+  onNotice(conn: HostConnection, reason: string): void
+  onClose(conn: HostConnection, reason: string, protocolError: boolean): void
 }
 
 export interface ConnectionSettings {
@@ -51,5 +65,5 @@ export interface ConnectionSettings {
   recorder?: CaptureRecorder
   disconnectAfterAnswer?: boolean
   /** Fault injection: answer this connection's BIND with BIND_NAK. */
-  rejectBind?: (conn: RpcConnection) => boolean
+  rejectBind?: (conn: HostConnection) => boolean
 }

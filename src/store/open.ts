@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
-import { UsageError } from '../errors.js'
+import { ConfigError, UsageError } from '../errors.js'
 import { MemoryStore } from './memory.js'
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js'
 import { HISTORY_RETENTION_DAYS_DEFAULT, type StateStore } from './types.js'
@@ -42,5 +43,7 @@ export function openStateStore(location: string, opts: OpenStateStoreOptions = {
 export function openStateStoreReadOnly(location: string): SqliteStore {
   if (location === 'memory')
     throw new UsageError('a memory state lives inside its host: ask the host (--url) instead', '--state')
+  if (!existsSync(location))
+    throw new ConfigError(`no state file at ${location}: no kmslab host has used it yet`, location)
   return openSqliteStore(location, { readOnly: true })
 }

@@ -74,9 +74,12 @@ export interface EncryptedRequest {
   ciphertext: Uint8Array
 }
 
+/** Every KMS message starts with its version: minor, then major, u16 LE each. */
+export const KMS_VERSION_LENGTH = 4
+
 /** The version in the first 4 bytes of any KMS request or response (§2.1). */
 export function readKmsVersion(bytes: Uint8Array): { major: number; minor: number } {
-  need('kms version', bytes, 4)
+  need('kms version', bytes, KMS_VERSION_LENGTH)
   const dv = view(bytes)
   return { major: dv.getUint16(F.versionMajor, true), minor: dv.getUint16(F.versionMinor, true) }
 }

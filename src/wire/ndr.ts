@@ -1,6 +1,6 @@
 // NDR framing of the one KMS call, RequestActivation (§1.11), in both transfer syntaxes, and the
 // stub-based syntax guess of §1.12. Sizes are u32, NDR64 conformance and referents u64 (bigint).
-import { FieldValueError, need, TruncatedError, view } from './bytes.js'
+import { type ByteView, FieldValueError, need, TruncatedError, view } from './bytes.js'
 import { align4 } from './rpc-header.js'
 
 export type TransferSyntax = 'ndr32' | 'ndr64'
@@ -47,7 +47,7 @@ export interface ResponseStub {
   trailing?: Uint8Array
 }
 
-function read64(dv: DataView, o: number): bigint {
+function read64(dv: ByteView, o: number): bigint {
   return dv.getBigUint64(o, true)
 }
 

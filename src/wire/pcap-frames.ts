@@ -4,14 +4,45 @@
  * record what it saw with real addresses and ports, for `kmslab decode` and Wireshark.
  */
 
+/** The classic pcap magic numbers: microsecond and nanosecond timestamps. */
 export const PCAP_MAGIC_MICRO = 0xa1b2c3d4
-export const LINKTYPE_ETHERNET = 1
+export const PCAP_MAGIC_NANO = 0xa1b23c4d
+
+/** The link types the capture reader knows (tcpdump.org's LINKTYPE_* values). */
+export const LINKTYPE = {
+  NULL: 0,
+  ETHERNET: 1,
+  /** DLT_RAW as written by old BSD libpcaps (DLT_LOOP on OpenBSD: told apart by the first byte) */
+  RAW_BSD: 12,
+  /** DLT_RAW on OpenBSD and BSD/OS */
+  RAW_OPENBSD: 14,
+  RAW: 101,
+  LOOP: 108,
+  LINUX_SLL: 113,
+  IPV4: 228,
+  IPV6: 229,
+  LINUX_SLL2: 276,
+} as const
+export const LINKTYPE_ETHERNET = LINKTYPE.ETHERNET
+export const ETHERTYPE_IPV4 = 0x0800
+export const ETHERTYPE_IPV6 = 0x86dd
+export const IPPROTO_TCP = 6
 const ETHERNET_LENGTH = 14
 const IPV4_LENGTH = 20
 const IPV6_LENGTH = 40
 const TCP_LENGTH = 20
 
-export const TCP_FLAGS = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const
+export const TCP_FLAGS = {
+  FIN: 0x01,
+  SYN: 0x02,
+  RST: 0x04,
+  PSH: 0x08,
+  ACK: 0x10,
+  URG: 0x20,
+  ECE: 0x40,
+  CWR: 0x80,
+  NS: 0x100,
+} as const
 
 /** The 24-byte global header: little-endian, microseconds, snaplen 262144, Ethernet. */
 export function emitPcapFileHeader(): Uint8Array {
@@ -52,14 +83,14 @@ export function emitPcapTcpRecord(seg: TcpSegment): Uint8Array {
   const eth = 16
   // Locally administered MACs; the addresses that matter are the IP ones.
   out.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1], eth)
-  v.setUint16(eth + 12, v6 ? 0x86dd : 0x0800)
+  v.setUint16(eth + 12, v6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4)
   const ip = eth + ETHERNET_LENGTH
   const tcp = ip + ipLength
   const tcpLength = TCP_LENGTH + seg.payload.length
   if (v6) {
     v.setUint32(ip, 0x60000000)
     v.setUint16(ip + 4, tcpLength)
-    out[ip + 6] = 6
+    out[ip + 6] = IPPROTO_TCP
     out[ip + 7] = 64
     out.set(src, ip + 8)
     out.set(dst, ip + 24)
@@ -68,7 +99,7 @@ export function emitPcapTcpRecord(seg: TcpSegment): Uint8Array {
     v.setUint16(ip + 2, IPV4_LENGTH + tcpLength)
     v.setUint16(ip + 6, 0x4000)
     out[ip + 8] = 64
-    out[ip + 9] = 6
+    out[ip + 9] = IPPROTO_TCP
     out.set(src, ip + 12)
     out.set(dst, ip + 16)
     v.setUint16(ip + 10, checksum(out, ip, IPV4_LENGTH, 0))
@@ -81,7 +112,7 @@ export function emitPcapTcpRecord(seg: TcpSegment): Uint8Array {
   out[tcp + 13] = seg.flags
   v.setUint16(tcp + 14, 65535)
   out.set(seg.payload, tcp + TCP_LENGTH)
-  let pseudo = 6 + tcpLength
+  let pseudo = IPPROTO_TCP + tcpLength
   for (let i = 0; i < src.length; i += 2)
     pseudo += ((src[i] << 8) | src[i + 1]) + ((dst[i] << 8) | dst[i + 1])
   v.setUint16(tcp + 16, checksum(out, tcp, tcpLength, pseudo))

@@ -1,6 +1,6 @@
 // DCE-RPC connection-oriented common header (§1.2), the identifiers of §1.3 / §1.8 and the
 // framing checks every PDU parser shares. Re-exported by rpc.ts, which is what callers import.
-import { FieldValueError, need, view } from './bytes.js'
+import { type ByteView, FieldValueError, need, view } from './bytes.js'
 
 export const PTYPE = {
   REQUEST: 0,
@@ -144,7 +144,7 @@ export interface OpenedPdu {
   header: RpcHeader
   /** The input cut to frag_length: bytes past the fragment belong to the next PDU. */
   frag: Uint8Array
-  dv: DataView
+  dv: ByteView
 }
 
 /**

@@ -17,42 +17,7 @@ import { openPdu, PFC, PTYPE, type RpcHeader, writeRpcHeader } from './rpc-heade
 
 export * from './rpc-bind.js'
 export * from './rpc-header.js'
-
-export const NCA_STATUS = {
-  UNK_IF: 0x1c010003,
-  OP_RNG_ERROR: 0x1c010002,
-  PROTO_ERROR: 0x1c01000b,
-  BAD_STUB_DATA: 0x000006f7,
-  INVALID_PRES_CONTEXT_ID: 0x1c00001c,
-} as const
-
-/** provider_reject_reason of BIND_NAK (DCE / MS-RPCE). */
-export const BIND_NAK_REASON = {
-  NOT_SPECIFIED: 0,
-  TEMPORARY_CONGESTION: 1,
-  LOCAL_LIMIT_EXCEEDED: 2,
-  CALLED_PADDR_UNKNOWN: 3,
-  PROTOCOL_VERSION_NOT_SUPPORTED: 4,
-  DEFAULT_CONTEXT_NOT_SUPPORTED: 5,
-  USER_DATA_NOT_READABLE: 6,
-  NO_PSAP_AVAILABLE: 7,
-  AUTHENTICATION_TYPE_NOT_RECOGNIZED: 8,
-  INVALID_CHECKSUM: 9,
-} as const
-
-export const CONTEXT_RESULT = {
-  ACCEPTANCE: 0,
-  USER_REJECTION: 1,
-  PROVIDER_REJECTION: 2,
-  NEGOTIATE_ACK: 3,
-} as const
-
-export const REJECT_REASON = {
-  NOT_SPECIFIED: 0,
-  ABSTRACT_SYNTAX_NOT_SUPPORTED: 1,
-  TRANSFER_SYNTAXES_NOT_SUPPORTED: 2,
-  LOCAL_LIMIT_EXCEEDED: 3,
-} as const
+export * from './rpc-status.js'
 
 /** REQUEST (§1.9); with PFC_OBJECT_UUID a 16-byte object UUID sits between opnum and stub. */
 export const REQUEST_FIELD = {

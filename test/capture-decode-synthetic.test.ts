@@ -282,3 +282,46 @@ t.test('damaged captures: records or CaptureError, never another exception', asy
   )
   t.pass('no unexpected exception')
 })
+
+t.test('rpc_vers 4 that the host echoed: the exchange is decoded, the version named', async (t) => {
+  // vlmcsd neither checks rpc_vers nor sets its own: a client's 4 comes back in every answer
+  const v4 = (pdu: Uint8Array) => {
+    const out = pdu.slice()
+    t.equal(out[0], 5, 'the captured PDU was RPC 5')
+    out[0] = 4
+    return out
+  }
+  const steps: Step[] = [
+    { fromClient: true, bytes: v4(bind) },
+    { fromClient: false, bytes: v4(bindAck) },
+    { fromClient: true, bytes: v4(request) },
+    { fromClient: false, bytes: v4(response) },
+  ]
+  const [r, findings, ...more] = decode(conversation(steps))
+  t.equal(more.length, 0)
+  t.equal(r.callId, 2)
+  t.equal(r.transferSyntax, 'ndr32', 'the BIND_ACK of version 4 gave the context')
+  t.equal(r.request?.verified, true)
+  t.equal(r.response?.verified, true)
+  t.same(r.errors, [
+    'REQUEST: RPC version 4.0, expected 5.0',
+    'RESPONSE: RPC version 4.0, expected 5.0',
+    'REQUEST of RPC version 4.0 was served; a DCE-RPC 5 host does not answer it',
+  ])
+  t.same(findings.callId, null, 'the connection-level record')
+  t.same(findings.errors, [
+    'bind: RPC version 4.0, expected 5.0',
+    'bind_ack: RPC version 4.0, expected 5.0',
+    'BIND (call id 2) of RPC version 4.0 was served; a DCE-RPC 5 host answers it with BIND_NAK',
+  ])
+})
+
+t.test('any other first byte is still not DCE-RPC', async (t) => {
+  const odd = bind.slice()
+  odd[0] = 6
+  const [r] = decode(conversation([{ fromClient: true, bytes: odd }]))
+  t.match(
+    r.errors.join('\n'),
+    /client bytes 0-71 \(72 bytes\) are not a DCE-RPC PDU: not DCE-RPC: first byte 0x06/,
+  )
+})

@@ -47,7 +47,10 @@ t.test('usage errors: exit 64, one line on stderr, nothing on stdout', async (t)
 t.test('an unusable products file is a usage error: exit 64, one line', async (t) => {
   const r = await cli(['--products', '/nonexistent/products.json'])
   t.equal(r.code, 64)
-  t.match(r.stderr, /^kmslab activate: \/nonexistent\/products\.json: cannot be read \(ENOENT\)\n$/)
+  t.match(
+    r.stderr,
+    /^kmslab activate: --products \/nonexistent\/products\.json: cannot be read \(ENOENT\)\n$/,
+  )
 })
 
 t.test('--help names the default product and the exit codes', async (t) => {
@@ -77,7 +80,16 @@ t.test('--json: stdout is JSON lines only, one object per request', async (t) =>
   t.equal(lines.length, 3)
   const objects = lines.map((l) => JSON.parse(l))
   for (const o of objects) {
-    t.same(Object.keys(o), ['host', 'request', 'response', 'verdict', 'warnings', 'error'])
+    t.same(Object.keys(o), [
+      'host',
+      'address',
+      'attempts',
+      'request',
+      'response',
+      'verdict',
+      'warnings',
+      'error',
+    ])
     t.same(Object.keys(o.request), [
       'version',
       'vm',
@@ -226,25 +238,44 @@ t.test('errors are one line, never a stack trace', async (t) => {
   ])
 })
 
-t.test('--charge: a progress line on a terminal, rewritten with \\r', async (t) => {
-  const stub = await startStubHost(kmsScript({ count: (n) => n + 1 }))
-  t.teardown(() => stub.close())
-  const r = await cli([stub.target, '--charge', '--required-count', '3'], true)
-  t.equal(r.code, 0)
-  t.same(
-    r.stdout
-      .split('\n')
-      .filter((l) => /^\d/.test(l))
-      .map((l) => l.replace(/,.*/, '')),
-    [
+t.test(
+  '--charge: progress on stderr (a line rewritten with \\r on a terminal), the last answer on stdout',
+  async (t) => {
+    const stub = await startStubHost(kmsScript({ count: (n) => n + 1 }))
+    t.teardown(() => stub.close())
+    const r = await cli([stub.target, '--charge', '--required-count', '3'], true)
+    t.equal(r.code, 0)
+    const numbered = (text: string) =>
+      text
+        .split(/[\n\r]/)
+        .map((l) => l.replace(/^\x1b\[K/, ''))
+        .filter((l) => /^\d/.test(l))
+        .map((l) => l.replace(/,.*/, ''))
+    t.same(numbered(r.stdout), [`3 ${stub.target} V6 NDR64: activated`], 'stdout: the answer that counts')
+    t.same(numbered(r.stderr), [
       `1 ${stub.target} V6 NDR32: not enough clients`,
       `2 ${stub.target} V6 NDR64: not enough clients`,
-      `3 ${stub.target} V6 NDR64: activated`,
-    ],
-  )
-  t.match(r.stderr, /^\r\x1b\[Kcharging: 1 sent, count 1\/3 \(at most 6 requests\)/)
-  t.ok(r.stderr.includes('\r\x1b[Kcharging: 3 sent, count 3/3'))
-  t.ok(r.stderr.endsWith('\n'))
-  const quiet = await cli([stub.target, '--charge', '--required-count', '3'], false)
-  t.equal(quiet.stderr, '', 'no progress line when stderr is not a terminal')
-})
+    ])
+    t.match(r.stderr, /^\r\x1b\[Kcharging: 1 sent, count 1\/3 \(at most 6 requests\)/)
+    t.ok(r.stderr.includes('\r\x1b[Kcharging: 3 sent, count 3/3'))
+    t.ok(r.stderr.endsWith('\r\x1b[K'), 'the progress line is erased at the end')
+    const stub2 = await startStubHost(kmsScript({ count: (n) => n + 1 }))
+    t.teardown(() => stub2.close())
+    const quiet = await cli([stub2.target, '--charge', '--required-count', '3'], false)
+    t.same(numbered(quiet.stdout), [`3 ${stub2.target} V6 NDR64: activated`])
+    t.notMatch(quiet.stderr, /charging:/, 'no progress line when stderr is not a terminal')
+    t.same(numbered(quiet.stderr).length, 2, 'the charging answers go to stderr')
+    const stub3 = await startStubHost(kmsScript({ count: (n) => n + 1 }))
+    t.teardown(() => stub3.close())
+    const json = await cli([stub3.target, '--charge', '--required-count', '3', '--json'], true)
+    t.same(
+      json.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l).verdict),
+      ['not-enough-count', 'not-enough-count', 'activated'],
+      '--json: every record on stdout, nothing else',
+    )
+    t.match(json.stderr, /charging: 3 sent/, '--json keeps the progress line on a terminal')
+  },
+)

@@ -147,3 +147,21 @@ t.test('usage', async (t) => {
   t.match(decodeVerb.help, /Exit codes: 0 [\s\S]*\b1 [\s\S]*\b64 usage\s+error/)
   t.equal(decodeVerb.name, 'decode')
 })
+
+t.test('--json numbers connections as the text output does, from 1', async (t) => {
+  const files = ALL.filter((f) => /multi_5req|raw_vlmcsd_http|3req_reconnects|newconn_3req/.test(f))
+  for (const file of files) {
+    const text = await run([file])
+    const json = await run(['--json', file])
+    const fromText = [...text.out.matchAll(/^(?:exchange .*\bconnection (\d+),|connection (\d+) )/gm)].map(
+      (m) => Number(m[1] ?? m[2]),
+    )
+    const fromJson = json.out
+      .trimEnd()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).connection)
+    t.same(fromJson, fromText, file)
+    t.ok(fromJson.length > 0 && fromJson.every((n) => n >= 1), `${file}: numbered from 1`)
+  }
+})

@@ -58,7 +58,7 @@ t.test('every other capture: every exchange verifies, with no findings', async (
 })
 
 // §9.8 says "all 52 successful KMS exchanges (5 V4, 4 V5, 43 V6)"; the bytes hold 53 (44 V6):
-// each capture's count matches its own .txt (decode-txt.test.ts), so the reference's total is one
+// each capture's count matches its own .txt (capture-decode-txt.test.ts), so the reference's total is one
 // short (raw_vlmcsd_slowloris, not named in §9.8's table, is the likely one left out).
 t.test('53 successful exchanges (5 V4, 4 V5, 44 V6), 4 refusals, pcapng not counted', async (t) => {
   const all = [...decoded].filter(([n]) => n.endsWith('.pcap')).flatMap(([, d]) => d.exchanges)
