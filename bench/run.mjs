@@ -92,7 +92,7 @@ if (only === undefined || only === 'e2e') {
   }
 }
 
-if (e2e) {
+if (e2e && (only === undefined || only === 'cpu')) {
   console.log(
     '\nhost CPU per activation: serial, 1 connection, a fixed number of activations after a warm-up',
   )

@@ -239,7 +239,7 @@ t.test('a token guards every endpoint but /healthz', async (t) => {
     'api/clients',
     'api/history',
     'api/events',
-    '',
+    'api/products',
     'api/config',
   ]) {
     const none = await get(`${base}${path}`)
@@ -249,6 +249,9 @@ t.test('a token guards every endpoint but /healthz', async (t) => {
   t.equal((await get(`${base}api/status`, { authorization: `Bearer ${token}` })).status, 200)
   t.equal((await get(`${base}readyz?token=${token}`)).status, 200, '?token= for EventSource and the page')
   t.equal((await get(`${base}api/status?token=nope`)).status, 401)
+  // the page asks for the token, so it and its files load without it; they hold no host data
+  t.equal((await get(base)).status, 200, 'the page loads without the token')
+  t.equal((await get(`${base}web/app.js`)).status, 200, 'its script too')
 })
 
 t.test('off loopback without a token: refused before anything listens', async (t) => {

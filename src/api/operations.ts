@@ -102,7 +102,7 @@ export async function startOperations(
       application: applicationLabel(r.appId),
       outcome: outcomeOf(r),
       licenseStatus: r.licenseStatus,
-      protocol: r.protocol.split('.')[0],
+      protocol: r.protocol.slice(0, r.protocol.indexOf('.') >>> 0),
       seconds: seconds ?? 0,
     })
     server.events.publish('activation', () => activationLogObject(r))

@@ -11,6 +11,7 @@ import {
   WINDOWS_APP_ID,
 } from '../kms/counter.js'
 import { isLoopback } from '../server/cidr.js'
+import { hostPort } from '../wire/endpoint.js'
 import type { ServeLog } from './serve-log.js'
 
 const POOL_NAMES: Record<string, string> = {
@@ -71,9 +72,7 @@ function counterLines(host: KmsHost, log: ServeLog): void {
 }
 
 export function banner(host: KmsHost, log: ServeLog, options: HostOptions): void {
-  const addrs = host.addresses.map((a) =>
-    a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
-  )
+  const addrs = host.addresses.map((a) => hostPort(a.host, a.port))
   const http = host.httpUrl ? `; HTTP on ${host.httpUrl}` : ''
   log.always('listening', `kmslab host listening on ${addrs.join(', ')}${http} (pid ${process.pid})`, {
     addresses: addrs,

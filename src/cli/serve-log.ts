@@ -2,6 +2,7 @@ import type { ActivationRecord, KmsHost } from '../api/host.js'
 import { WINDOWS_APP_ID } from '../kms/counter.js'
 import { describeHresult, hresultHex } from '../kms/hresult.js'
 import { dateFromFiletime } from '../wire/bytes.js'
+import { hostPort } from '../wire/endpoint.js'
 
 export type LogFormat = 'text' | 'json'
 export type LogLevel = 'info' | 'warning' | 'error'
@@ -56,7 +57,7 @@ export class ServeLog {
     const seen = r.newClient === null ? null : r.newClient ? 'new' : 'renewal'
     const fields = { ...row, cmidSeen: seen, hresultHex: hresultHex(r.hresult) }
     const name = host.catalog.skuName(r.skuId) ?? host.catalog.kmsName(r.kmsId) ?? r.skuId
-    const who = `${r.clientAddress.includes(':') ? `[${r.clientAddress}]` : r.clientAddress}:${r.clientPort}`
+    const who = hostPort(r.clientAddress, r.clientPort)
     const text =
       r.hresult !== 0
         ? `refused ${who} V${r.protocol} ${name}: ${describeHresult(r.hresult)}${r.reason ? ` (${r.reason})` : ''}`

@@ -11,11 +11,11 @@ export const APPLICATION_IDS: Readonly<Record<string, string>> = {
   office2013: OFFICE2013_APP_ID,
 }
 
+const LABEL_OF = new Map(Object.entries(APPLICATION_IDS).map(([name, id]) => [id, name]))
+
 /** The application's label: windows, office2010, office2013 (2013 and later share it), or its GUID. */
 export function applicationLabel(appId: string): string {
-  const id = appId.toLowerCase()
-  for (const [name, known] of Object.entries(APPLICATION_IDS)) if (known === id) return name
-  return id
+  return LABEL_OF.get(appId) ?? LABEL_OF.get(appId.toLowerCase()) ?? appId.toLowerCase()
 }
 
 /** `windows`, `office2010`, `office2013` or an application GUID, to the GUID. */

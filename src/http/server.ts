@@ -117,6 +117,18 @@ export class OperationsServer {
     const url = new URL(req.url ?? '/', 'http://kmslab.invalid')
     const path = url.pathname
     if (path === '/healthz') return this.text(res, 200, 'ok\n')
+    // The page and its files hold no host data, and the page is what asks for the token: served
+    // without it, while every endpoint that shows the host's data still asks.
+    if (path === '/' || path === '/index.html') return this.file(res, 'index.html')
+    if (path.startsWith('/web/')) {
+      let rel: string
+      try {
+        rel = decodeURIComponent(path.slice('/web/'.length))
+      } catch {
+        return this.json(res, 400, { error: 'bad percent-encoding in the path' })
+      }
+      return this.file(res, rel)
+    }
     if (!this.authorized(req, url)) {
       res.setHeader('www-authenticate', 'Bearer realm="kmslab"')
       return this.json(res, 401, { error: 'unauthorized: send Authorization: Bearer TOKEN (or ?token=)' })
@@ -144,18 +156,6 @@ export class OperationsServer {
         return this.json(res, 200, products(p))
       case '/api/config':
         return this.json(res, 200, p.config())
-      case '/':
-      case '/index.html':
-        return this.file(res, 'index.html')
-    }
-    if (path.startsWith('/web/')) {
-      let rel: string
-      try {
-        rel = decodeURIComponent(path.slice('/web/'.length))
-      } catch {
-        return this.json(res, 400, { error: 'bad percent-encoding in the path' })
-      }
-      return this.file(res, rel)
     }
     return this.json(res, 404, { error: `no such endpoint: ${path}` })
   }

@@ -4,8 +4,20 @@ import { sha256, V6_HMAC_C1, v4Mac, v6Hmac, v6HmacKeyForSlot, v6HmacSlot } from 
 import type { RandomSource } from '../crypto/random.js'
 import { V5_CIPHER, V6_CIPHER } from '../crypto/rijndael.js'
 import { concatBytes, equalBytes, WireError } from '../wire/bytes.js'
-import { emitBaseRequest, type KmsBaseRequest } from '../wire/kms-request.js'
-import { type KmsBaseResponse, parseBaseResponse } from '../wire/kms-response.js'
+import {
+  emitBaseRequest,
+  KMS_ENCRYPTED_FIELD,
+  KMS_VERSION_LENGTH,
+  type KmsBaseRequest,
+  readKmsVersion,
+} from '../wire/kms-request.js'
+import {
+  KMS_V5_RESPONSE_FIELD,
+  KMS_V6_RESPONSE_FIELD,
+  type KmsBaseResponse,
+  parseBaseResponse,
+  V4_RESPONSE_MAC_LENGTH,
+} from '../wire/kms-response.js'
 import { VerificationError } from './errors.js'
 import { cipherForMajor } from './request.js'
 import { versionBytes } from './response.js'
@@ -83,10 +95,12 @@ export function verifyKmsResponse(sent: SentRequest, payload: Uint8Array): Verif
 }
 
 function verify(sent: SentRequest, payload: Uint8Array): VerifiedAnswer {
-  if (payload.length < 4)
+  if (payload.length < KMS_VERSION_LENGTH)
     throw new VerificationError(`answer of ${payload.length} bytes has no version`, 'size')
-  const minor = payload[0] | (payload[1] << 8)
-  const major = payload[2] | (payload[3] << 8)
+  const { major, minor } = readKmsVersion(payload)
+  const E = KMS_ENCRYPTED_FIELD
+  const V5 = KMS_V5_RESPONSE_FIELD
+  const V6 = KMS_V6_RESPONSE_FIELD
   if (major !== sent.major || minor !== sent.minor) {
     throw new VerificationError(
       `answer version ${major}.${minor} differs from the request's ${sent.major}.${sent.minor}`,
@@ -98,29 +112,29 @@ function verify(sent: SentRequest, payload: Uint8Array): VerifiedAnswer {
   let plain: Uint8Array
   let responseIv: Uint8Array | null = null
   if (sent.major < 5) {
-    plain = payload.subarray(0, payload.length - 16)
+    plain = payload.subarray(0, payload.length - V4_RESPONSE_MAC_LENGTH)
     const { length } = parseBaseResponse(plain)
     if (length !== plain.length)
       throw new VerificationError(`V4 answer has ${plain.length - length} stray bytes`, 'size')
-    if (!equalBytes(v4Mac(plain), payload.subarray(payload.length - 16))) {
+    if (!equalBytes(v4Mac(plain), payload.subarray(payload.length - V4_RESPONSE_MAC_LENGTH))) {
       throw new VerificationError('V4 answer MAC does not verify', 'mac', 'mac')
     }
   } else {
-    if (payload.length < 36)
+    if (payload.length < E.ciphertext + 16)
       throw new VerificationError(`V${major} answer of ${payload.length} bytes`, 'size')
-    responseIv = payload.subarray(4, 20)
+    responseIv = payload.subarray(E.iv, E.ciphertext)
     const sameIv = equalBytes(responseIv, sent.iv!)
     if (major === 5 && !sameIv)
       throw new VerificationError('V5 answer IV differs from the request IV', 'iv', 'iv')
     if (major >= 6 && sameIv) warnings.push('host uses an IV following KMSv5 rules in KMSv6 protocol')
     const cipher = major === 5 ? V5_CIPHER : V6_CIPHER
-    plain = decryptPadded(cipher, responseIv, payload.subarray(20))
+    plain = decryptPadded(cipher, responseIv, payload.subarray(E.ciphertext))
   }
   const { value: base, length: baseLength, pidSize } = parseBaseResponse(plain)
   let hwid: Uint8Array | null = null
   let hmacSlot: number | null = null
   if (sent.major >= 5) {
-    const tailLength = sent.major === 5 ? 48 : 88
+    const tailLength = sent.major === 5 ? V5.end : V6.end
     if (plain.length !== baseLength + tailLength) {
       throw new VerificationError(
         `V${major} answer payload is ${plain.length} bytes, expected ${baseLength + tailLength}`,
@@ -128,22 +142,22 @@ function verify(sent: SentRequest, payload: Uint8Array): VerifiedAnswer {
       )
     }
     const d = sent.decryptedIv!
-    const x = plain.subarray(baseLength, baseLength + 16)
+    const x = plain.subarray(baseLength + V5.randomXorD, baseLength + V5.hash)
     const r = new Uint8Array(16)
     for (let i = 0; i < 16; i++) r[i] = x[i] ^ d[i]
-    if (!equalBytes(sha256(r), plain.subarray(baseLength + 16, baseLength + 48))) {
+    if (!equalBytes(sha256(r), plain.subarray(baseLength + V5.hash, baseLength + V5.end))) {
       throw new VerificationError('hash of the random value does not verify', 'hash', 'hash')
     }
     if (sent.major >= 6) {
-      hwid = plain.slice(baseLength + 48, baseLength + 56)
-      if (!equalBytes(plain.subarray(baseLength + 56, baseLength + 72), d)) {
+      hwid = plain.slice(baseLength + V6.hwid, baseLength + V6.xorSalts)
+      if (!equalBytes(plain.subarray(baseLength + V6.xorSalts, baseLength + V6.hmac), d)) {
         throw new VerificationError('XorSalts is not D(request IV)', 'xor-salts', 'xorSalts')
       }
       hmacSlot = matchHmacSlot(
         base.requestTime,
         responseIv!,
-        plain.subarray(0, baseLength + 72),
-        plain.subarray(baseLength + 72),
+        plain.subarray(0, baseLength + V6.hmac),
+        plain.subarray(baseLength + V6.hmac),
       )
       if (hmacSlot === null) throw new VerificationError('HMAC does not verify', 'hmac', 'hmac')
     }

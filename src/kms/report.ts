@@ -5,8 +5,13 @@
 import { decryptPadded } from '../crypto/cbc.js'
 import { KmslabError } from '../errors.js'
 import { toHex } from '../wire/bytes.js'
-import type { KmsBaseRequest } from '../wire/kms-request.js'
-import { type KmsBaseResponse, parseBaseResponse } from '../wire/kms-response.js'
+import {
+  KMS_ENCRYPTED_FIELD,
+  KMS_VERSION_LENGTH,
+  type KmsBaseRequest,
+  readKmsVersion,
+} from '../wire/kms-request.js'
+import { KMS_V6_RESPONSE_FIELD, type KmsBaseResponse, parseBaseResponse } from '../wire/kms-response.js'
 import type { VerifiedAnswer } from './client.js'
 import { cipherForMajor } from './request.js'
 
@@ -136,16 +141,25 @@ export function refusalReport(hresult: number, version: string | null = null): R
  */
 export function unverifiedResponseReport(payload: Uint8Array): ResponseReport | null {
   try {
-    if (payload.length < 4) return null
-    const major = payload[2] | (payload[3] << 8)
+    if (payload.length < KMS_VERSION_LENGTH) return null
+    const { major } = readKmsVersion(payload)
+    const E = KMS_ENCRYPTED_FIELD
+    const V6 = KMS_V6_RESPONSE_FIELD
     let plain: Uint8Array
     if (major < 5) plain = payload
     else {
-      if (payload.length < 36) return null
-      plain = decryptPadded(cipherForMajor(major), payload.subarray(4, 20), payload.subarray(20))
+      if (payload.length < E.ciphertext + 16) return null
+      plain = decryptPadded(
+        cipherForMajor(major),
+        payload.subarray(E.iv, E.ciphertext),
+        payload.subarray(E.ciphertext),
+      )
     }
     const { value, length } = parseBaseResponse(plain)
-    const hwid = major >= 6 && plain.length >= length + 56 ? plain.slice(length + 48, length + 56) : null
+    const hwid =
+      major >= 6 && plain.length >= length + V6.xorSalts
+        ? plain.slice(length + V6.hwid, length + V6.xorSalts)
+        : null
     return baseReport(value, hwid, false)
   } catch (err) {
     if (err instanceof KmslabError) return null

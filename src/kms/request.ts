@@ -4,8 +4,10 @@ import { type BlockCipher, V5_CIPHER, V6_CIPHER } from '../crypto/rijndael.js'
 import { equalBytes } from '../wire/bytes.js'
 import {
   BASE_REQUEST_LENGTH,
+  KMS_VERSION_LENGTH,
   type KmsBaseRequest,
   parseBaseRequest,
+  readKmsVersion,
   V4_REQUEST_LENGTH,
   V5_REQUEST_LENGTH,
 } from '../wire/kms-request.js'
@@ -59,12 +61,11 @@ function undecoded(
 
 export function decodeKmsRequest(payload: Uint8Array): DecodedRequest {
   const problems: RequestProblem[] = []
-  if (payload.length < 4) {
+  if (payload.length < KMS_VERSION_LENGTH) {
     problems.push({ check: 'short', message: `KMS request of ${payload.length} bytes has no version` })
     return undecoded(payload, -1, -1, problems)
   }
-  const minor = payload[0] | (payload[1] << 8)
-  const major = payload[2] | (payload[3] << 8)
+  const { major, minor } = readKmsVersion(payload)
   if (!(SUPPORTED_MAJOR_VERSIONS as readonly number[]).includes(major)) {
     problems.push({ check: 'version', message: `unsupported KMS protocol version ${major}.${minor}` })
   } else if (minor !== 0) {

@@ -2,10 +2,14 @@ import { cbcEncryptInto } from '../crypto/cbc.js'
 import { sha256, v4Mac, v6Hmac, v6HmacKey } from '../crypto/kms-crypto.js'
 import type { RandomSource } from '../crypto/random.js'
 import { V5_CIPHER, V6_CIPHER } from '../crypto/rijndael.js'
+import { KMS_ENCRYPTED_FIELD } from '../wire/kms-request.js'
 import {
   BASE_RESPONSE_FIXED_LENGTH,
   type KmsBaseResponse,
   pidSizeOf,
+  V4_RESPONSE_MAC_LENGTH,
+  KMS_V5_RESPONSE_FIELD as V5,
+  KMS_V6_RESPONSE_FIELD as V6,
   writeBaseResponse,
 } from '../wire/kms-response.js'
 import type { DecodedRequest } from './request.js'
@@ -61,7 +65,7 @@ export function buildKmsResponse(
   // D(IVr) sits right before the payload, making the HMAC message one contiguous view.
   const baseLength = BASE_RESPONSE_FIXED_LENGTH + pidSizeOf(base)
   if (request.shape === 'v4') {
-    const out = new Uint8Array(baseLength + 16)
+    const out = new Uint8Array(baseLength + V4_RESPONSE_MAC_LENGTH)
     writeBaseResponse(out, base)
     const mac = v4Mac(out.subarray(0, baseLength))
     if (corrupt === 'hmac' || corrupt === 'hash') mac[0] ^= 0x01
@@ -72,35 +76,37 @@ export function buildKmsResponse(
   const d = request.decryptedIv!
   const iv = request.iv!
   const r = random(16)
-  const payloadLength = baseLength + (v6 ? 88 : 48)
+  const payloadLength = baseLength + (v6 ? V6.end : V5.end)
   const padded = (Math.floor(payloadLength / 16) + 1) * 16
   const work = new Uint8Array(16 + padded)
   const p = 16
   writeBaseResponse(work.subarray(p), base)
-  for (let i = 0; i < 16; i++) work[p + baseLength + i] = r[i] ^ d[i]
-  work.set(sha256(r), p + baseLength + 16)
+  const x = p + baseLength
+  for (let i = 0; i < 16; i++) work[x + V5.randomXorD + i] = r[i] ^ d[i]
+  work.set(sha256(r), x + V5.hash)
   // V5 has no HMAC: its only integrity value is the hash.
-  if (corrupt === 'hash' || (corrupt === 'hmac' && !v6)) work[p + baseLength + 16] ^= 0x01
+  if (corrupt === 'hash' || (corrupt === 'hmac' && !v6)) work[x + V5.hash] ^= 0x01
   let responseIv = iv
   if (v6) {
     responseIv = corrupt === 'iv-rule' ? iv : random(16)
-    work.set(fields.hwid.subarray(0, 8), p + baseLength + 48)
-    work.set(d, p + baseLength + 56)
+    work.set(fields.hwid.subarray(0, V6.xorSalts - V6.hwid), x + V6.hwid)
+    work.set(d, x + V6.xorSalts)
     V6_CIPHER.decryptBlock(responseIv, 0, work, 0)
-    const hmac = v6Hmac(v6HmacKey(base.requestTime), work.subarray(0, p + baseLength + 72))
+    const hmac = v6Hmac(v6HmacKey(base.requestTime), work.subarray(0, x + V6.hmac))
     if (corrupt === 'hmac') hmac[0] ^= 0x01
-    work.set(hmac, p + baseLength + 72)
+    work.set(hmac, x + V6.hmac)
   } else if (corrupt === 'iv-rule') {
     responseIv = flipBlock(iv)
   }
   work.fill(padded - payloadLength, p + payloadLength)
-  const out = new Uint8Array(20 + padded)
-  out[0] = request.minor & 0xff
-  out[1] = request.minor >>> 8
-  out[2] = request.major & 0xff
-  out[3] = request.major >>> 8
-  out.set(responseIv, 4)
-  cbcEncryptInto(v6 ? V6_CIPHER : V5_CIPHER, responseIv, work, p, padded, out, 20)
+  const E = KMS_ENCRYPTED_FIELD
+  const out = new Uint8Array(E.ciphertext + padded)
+  out[E.versionMinor] = request.minor & 0xff
+  out[E.versionMinor + 1] = request.minor >>> 8
+  out[E.versionMajor] = request.major & 0xff
+  out[E.versionMajor + 1] = request.major >>> 8
+  out.set(responseIv, E.iv)
+  cbcEncryptInto(v6 ? V6_CIPHER : V5_CIPHER, responseIv, work, p, padded, out, E.ciphertext)
   return out
 }
 
