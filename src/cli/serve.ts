@@ -1,3 +1,4 @@
+import { isWorker, joinPrimary, leavePrimary, parseWorkers, reportListening } from '../api/cluster.js'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
 import { removePidFile, writePidFile } from '../api/pid-file.js'
@@ -15,6 +16,7 @@ import { DNS_OPTIONS, startPublishing } from './serve-dns.js'
 import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
 import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
+import { runPrimary } from './serve-workers.js'
 
 const LISTEN = 'Listening and RPC'
 const KMS = 'KMS behaviour'
@@ -30,6 +32,14 @@ const OPTIONS = {
     help:
       'address to listen on, repeatable; IPv6 in brackets ([::1]:1688)\n' +
       '(default 127.0.0.1:1688: loopback unless told otherwise)',
+  },
+  workers: {
+    type: 'string',
+    arg: 'N|auto',
+    section: LISTEN,
+    help:
+      'worker processes behind the same addresses, one host (one identity, one count); auto = the ' +
+      'cores available (default 1: one process)',
   },
   allow: {
     type: 'string',
@@ -156,11 +166,18 @@ const OPTIONS = {
   },
   state: {
     type: 'string',
-    arg: 'PATH|memory',
+    arg: 'PATH|memory|postgres://USER@HOST:PORT/DB',
     section: STATE,
     help:
       'SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or ~/.local/state/kmslab/state.db); ' +
-      'memory keeps nothing',
+      'memory keeps nothing; a postgres:// or postgresql:// URL (or postgres alone, for PGHOST, PGPORT, ' +
+      'PGUSER, PGPASSWORD, PGDATABASE) keeps it in PostgreSQL, shared by every host pointed at it',
+  },
+  'state-wait': {
+    type: 'string',
+    arg: 'SECONDS',
+    section: STATE,
+    help: 'PostgreSQL state: wait this long for the database at start, then exit 78 (default 10)',
   },
   'history-days': {
     type: 'string',
@@ -219,7 +236,8 @@ const HELP = formatHelp(
       [64, 'usage or configuration-file error'],
       [
         78,
-        'unusable state (read-only or corrupt state file, address in use, a --pid-file that cannot be written)',
+        'unusable state (read-only or corrupt state file, a state file another running host owns, ' +
+          'a PostgreSQL database unreachable at start, address in use, a --pid-file that cannot be written)',
       ],
     ],
   },
@@ -271,6 +289,7 @@ export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process
     maxConnections: intOption('serve', 'max-connections', v['max-connections'], 1, 1_000_000),
     allow: v.allow,
     historyDays: intOption('serve', 'history-days', v['history-days'], 1, 36500),
+    stateWaitMs: seconds('state-wait', v['state-wait']),
     capture: v.capture,
     products: v.products,
     seed: v.seed,
@@ -295,6 +314,15 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   )
   // A log reader that goes away (a closed pipe) must not take the host down with it.
   for (const stream of [io.stdout, io.stderr]) stream.on('error', () => {})
+  const workers = parseWorkers(merged.workers)
+  const worker = isWorker()
+  if (workers > 1 && (options.http || merged['dns-domain']))
+    throw new UsageError(
+      `kmslab serve: ${options.http ? '--http' : '--dns-domain'} with --workers is not supported yet (run --workers 1, or several hosts on PostgreSQL state)`,
+      'workers',
+    )
+  if (workers > 1 && !worker) return runPrimary(options, workers, log)
+  if (worker) options.stateProxy = (await joinPrimary(options)) ?? undefined
   let host: KmsHost
   try {
     host = await startHost(options)
@@ -303,7 +331,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
   }
-  const pidFile = merged['pid-file']
+  const pidFile = worker ? undefined : merged['pid-file']
   const dropPidFile = () => pidFile && removePidFile(pidFile)
   if (pidFile) {
     try {
@@ -314,10 +342,11 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
     process.once('exit', dropPidFile)
   }
-  banner(host, log, options)
+  if (worker) reportListening(host.addresses, host.identity, host.stateLocation)
+  else banner(host, log, options)
   let published: Awaited<ReturnType<typeof startPublishing>>
   try {
-    published = await startPublishing(host, merged, log)
+    published = worker ? null : await startPublishing(host, merged, log)
   } catch (err) {
     await host.close()
     throw err
@@ -337,6 +366,9 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   host.events.on('store-error', (e) =>
     log.error('store', `${e.message}: the client was refused, nothing was answered`),
   )
+  host.events.on('store-recovered', () =>
+    log.always('store', `state ${host.stateLocation} answers again: serving`),
+  )
 
   const rulesFile = merged.rules
   const onHup = () => {
@@ -352,7 +384,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   const onUsr1 = statusSignalHandler(host, log)
   process.on('SIGUSR1', onUsr1)
   const reason = await untilStopped()
-  log.always('stopping', `${reason}: stopping`, { reason })
+  if (!worker) log.always('stopping', `${reason}: stopping`, { reason })
   process.off('SIGHUP', onHup)
   process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
@@ -360,7 +392,8 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   await published?.close()
   await host.close()
   dropPidFile()
-  log.always('stopped', 'stopped')
+  if (worker) leavePrimary()
+  else log.always('stopped', 'stopped')
   return 0
 }
 
