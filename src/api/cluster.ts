@@ -17,7 +17,9 @@ import { StoreWriteError } from '../store/errors.js'
 import { isPostgresLocation } from '../store/postgres-connect.js'
 import type { Counted, RecordItem } from '../store/recorder.js'
 import type { HostIdentity } from '../store/types.js'
+import { FORWARD_ENV, type OpsBatch, type PrimaryOperations, startPrimaryOperations } from './cluster-ops.js'
 import { type HostState, openHostState } from './host-state.js'
+import { resolveHttpOptions } from './operations.js'
 import type { HostOptions, StateProxy } from './options.js'
 
 /** `--workers N|auto`: auto is the cores this process may use. */
@@ -37,6 +39,7 @@ type ToPrimary =
   | { kmslab: 'hello' }
   | { kmslab: 'record'; id: number; items: RecordItem[] }
   | { kmslab: 'listening'; addresses: ListenAddress[]; identity: HostIdentity; location: string }
+  | OpsBatch
 type ToWorker =
   | { kmslab: 'state'; location: string; identity: HostIdentity }
   | { kmslab: 'recorded'; id: number; results: (Counted | null)[] }
@@ -47,13 +50,18 @@ export const isWorker = () => cluster.isWorker
 /** What the primary reports, for the CLI to print. */
 export interface PrimaryEvents {
   /** the first worker listens: one banner for all */
-  listening(info: { addresses: ListenAddress[]; identity: HostIdentity; location: string }): void
+  listening(info: {
+    addresses: ListenAddress[]
+    identity: HostIdentity
+    location: string
+    httpUrl: string | null
+  }): void
   workerDied(pid: number, how: string, restarting: boolean): void
   storeError(err: Error): void
 }
 
 export interface Primary {
-  /** settles when the first worker listens; rejects with its exit code if it never does */
+  /** settles when every worker listens (and the HTTP port, if asked); rejects when that fails */
   ready: Promise<void>
   /** resolves with an exit code when a worker could not start (then everything is stopped) */
   failed: Promise<number>
@@ -67,13 +75,19 @@ export async function startPrimary(
   on: PrimaryEvents,
 ): Promise<Primary> {
   const location = options.state ?? 'memory'
+  // refused before anything starts: an exposed HTTP port without a token
+  if (options.http) resolveHttpOptions(options.http)
+  const startedAt = Date.now()
+  const shared = isPostgresLocation(location)
   let state: HostState | null = null
-  if (!isPostgresLocation(location)) {
+  // the primary owns a local state; a shared one it opens only to read it for the HTTP port
+  if (!shared || options.http) {
     const seeded = options.seed !== undefined
     state = await openHostState({
       location,
       historyDays: options.historyDays,
       memoryHistoryLimit: options.memoryHistoryLimit,
+      connectWaitMs: options.stateWaitMs,
       counter: new ActivationCounter(),
       catalog: options.products ? loadCatalog({ extraFile: options.products }) : defaultCatalog(),
       identity: {
@@ -90,13 +104,17 @@ export async function startPrimary(
       onRecovered: () => {},
     })
   }
-  const owned = state
+  const opened = state
+  const owned = shared ? null : state
+  let ops: PrimaryOperations | null = null
   let stopping = false
   let listening = false
   let started = 0
   let readyResolve: () => void = () => {}
-  const ready = new Promise<void>((resolve) => {
+  let readyReject: (err: Error) => void = () => {}
+  const ready = new Promise<void>((resolve, reject) => {
     readyResolve = resolve
+    readyReject = reject
   })
   let failedResolve: (code: number) => void = () => {}
   const failed = new Promise<number>((resolve) => {
@@ -120,32 +138,44 @@ export async function startPrimary(
   }
 
   const fork = () => {
-    const w = cluster.fork({ KMSLAB_WORKER: '1' })
+    const w = cluster.fork({ KMSLAB_WORKER: '1', ...(options.http ? { [FORWARD_ENV]: '1' } : {}) })
     w.on('message', (m: ToPrimary) => {
       if (m?.kmslab === 'hello' && owned)
         w.send({ kmslab: 'state', location: owned.location, identity: owned.identity })
       else if (m?.kmslab === 'record') void record(w, m.id, m.items)
+      else if (m?.kmslab === 'ops') ops?.take(w.id, m)
       else if (m?.kmslab === 'listening' && !listening) {
         // one banner, once every worker listens
         if (++started < workers) return
         listening = true
-        on.listening(m)
-        readyResolve()
+        void serveOperations(m.addresses).then(
+          (httpUrl) => {
+            on.listening({ ...m, httpUrl })
+            readyResolve()
+          },
+          (err: Error) => readyReject(err),
+        )
       }
     })
     w.on('exit', (code, signal) => {
+      ops?.forget(w.id)
       if (stopping) return
       if (!listening) {
         // a worker that cannot start (address in use, state unreachable) will not do better again
         stopping = true
         for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM')
-        void owned?.close()
+        void opened?.close()
         failedResolve(code ?? 1)
         return
       }
       on.workerDied(w.process.pid ?? 0, signal ?? `exit ${code}`, true)
       fork()
     })
+  }
+  const serveOperations = async (addresses: ListenAddress[]): Promise<string | null> => {
+    if (!options.http || !opened) return null
+    ops = await startPrimaryOperations(opened, options, addresses, startedAt, () => !stopping)
+    return ops.operations.url
   }
   for (let i = 0; i < workers; i++) fork()
 
@@ -154,6 +184,7 @@ export async function startPrimary(
     failed,
     stop: async () => {
       stopping = true
+      await ops?.operations.close()
       const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead())
       await Promise.all(
         alive.map(
@@ -167,7 +198,7 @@ export async function startPrimary(
             }),
         ),
       )
-      await owned?.close()
+      await opened?.close()
     },
   }
 }
