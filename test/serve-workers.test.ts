@@ -4,6 +4,7 @@
  * Runs dist/ as users do (npm run build first).
  */
 import { execFileSync } from 'node:child_process'
+import { Resolver } from 'node:dns/promises'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
@@ -101,9 +102,16 @@ function activationStream(url: URL, opened: () => void) {
   return { cmids, stop: () => req.destroy() }
 }
 
-t.test('two workers, one --http: status, metrics and events cover both workers', async (t) => {
+t.test('two workers, one --http and one DNS: status, metrics and events cover both workers', async (t) => {
   const host = await startServe(
-    ['--state', 'memory', '--workers', '2', '--http', '127.0.0.1:0', '--quiet'],
+    ['--state', 'memory', '--workers', '2', '--http', '127.0.0.1:0', '--quiet'].concat([
+      '--dns-domain',
+      'lab.test',
+      '--dns-listen',
+      '127.0.0.1:0',
+      '--dns-name',
+      'kms',
+    ]),
     40_000,
   )
   t.teardown(() => host.child.kill('SIGKILL'))
@@ -111,6 +119,15 @@ t.test('two workers, one --http: status, metrics and events cover both workers',
   t.ok(base, `the banner names the one HTTP port: ${host.stdout()}`)
   if (!base) return
   t.equal(host.stdout().match(/HTTP on/g)?.length, 1, 'one HTTP port')
+  const dnsPort = /DNS: lab\.test on 127\.0\.0\.1:(\d+)/.exec(host.stdout())?.[1]
+  t.equal(host.stdout().match(/DNS: /g)?.length, 1, 'one DNS publication')
+  const resolver = new Resolver()
+  resolver.setServers([`127.0.0.1:${dnsPort}`])
+  t.same(
+    (await resolver.resolveSrv('_vlmcs._tcp.lab.test')).map((r) => [r.name, r.port]),
+    [['kms.lab.test', host.port]],
+    'the primary publishes the shared KMS port',
+  )
   let opened: () => void = () => {}
   const open = new Promise<void>((resolve) => {
     opened = resolve
