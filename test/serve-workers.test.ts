@@ -234,7 +234,10 @@ else {
     let total = -1
     for (let i = 0; i < 50 && total !== 80 && base; i++) {
       await new Promise((r) => setTimeout(r, 200))
-      total = (await (await fetch(new URL('api/status', base))).json()).requests.total
+      const status = (await (await fetch(new URL('api/status', base))).json()) as {
+        requests: { total: number }
+      }
+      total = status.requests.total
     }
     t.equal(total, 80, "the primary's /api/status counts what both workers recorded in the database")
     const b = await startServe(['--state', url, '--quiet'], 40_000)

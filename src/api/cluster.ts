@@ -15,8 +15,16 @@ import { ActivationCounter } from '../kms/counter.js'
 import type { ListenAddress } from '../server/server.js'
 import { StoreWriteError } from '../store/errors.js'
 import { isPostgresLocation } from '../store/postgres-connect.js'
-import type { Counted, RecordItem } from '../store/recorder.js'
+import type { Counted, Recorded, RecordItem } from '../store/recorder.js'
 import type { HostIdentity } from '../store/types.js'
+import {
+  decodeCounted,
+  decodeItem,
+  encodeCounted,
+  encodeItem,
+  type WireCounted,
+  type WireItem,
+} from './cluster-codec.js'
 import { FORWARD_ENV, type OpsBatch, type PrimaryOperations, startPrimaryOperations } from './cluster-ops.js'
 import { type HostState, openHostState } from './host-state.js'
 import { resolveHttpOptions } from './operations.js'
@@ -37,12 +45,12 @@ export function parseWorkers(text: string | undefined): number {
 
 type ToPrimary =
   | { kmslab: 'hello' }
-  | { kmslab: 'record'; id: number; items: RecordItem[] }
+  | { kmslab: 'record'; id: number; items: WireItem[] }
   | { kmslab: 'listening'; addresses: ListenAddress[]; identity: HostIdentity; location: string }
   | OpsBatch
 type ToWorker =
   | { kmslab: 'state'; location: string; identity: HostIdentity }
-  | { kmslab: 'recorded'; id: number; results: (Counted | null)[] }
+  | { kmslab: 'recorded'; id: number; results: (WireCounted | null)[] }
   | { kmslab: 'record-failed'; id: number; message: string }
 
 export const isWorker = () => cluster.isWorker
@@ -121,19 +129,29 @@ export async function startPrimary(
     failedResolve = resolve
   })
 
-  const record = async (w: Worker, id: number, items: RecordItem[]) => {
+  const record = (w: Worker, id: number, wire: WireItem[]) => {
     const reply = (m: ToWorker) => {
       if (w.isConnected()) w.send(m)
     }
     if (!owned) return reply({ kmslab: 'record-failed', id, message: 'this primary owns no state' })
+    const failed = (err: Error) => {
+      if (owned.writeFailed()) on.storeError(err)
+      reply({ kmslab: 'record-failed', id, message: err.message })
+    }
     try {
       // counted now, in arrival order, on the one counter; durable together (group commit)
-      const recorded = await Promise.all(items.map((item) => owned.recorder.record(item)))
-      await Promise.all(recorded.map((r) => r.durable))
-      reply({ kmslab: 'recorded', id, results: recorded.map((r) => r.counted) })
+      // the primary's own state (memory, SQLite) records synchronously: LocalRecorder
+      const recorded = wire.map((item) => owned.recorder.record(decodeItem(item)) as Recorded)
+      const results = recorded.map((r) => encodeCounted(r.counted))
+      const durable = recorded.filter((r) => r.durable !== null).map((r) => r.durable)
+      // memory state: durable at once, so the answer goes without a promise
+      if (durable.length === 0) return reply({ kmslab: 'recorded', id, results })
+      Promise.all(durable).then(
+        () => reply({ kmslab: 'recorded', id, results }),
+        (err: Error) => failed(err),
+      )
     } catch (err) {
-      if (owned.writeFailed()) on.storeError(err as Error)
-      reply({ kmslab: 'record-failed', id, message: (err as Error).message })
+      failed(err as Error)
     }
   }
 
@@ -142,7 +160,7 @@ export async function startPrimary(
     w.on('message', (m: ToPrimary) => {
       if (m?.kmslab === 'hello' && owned)
         w.send({ kmslab: 'state', location: owned.location, identity: owned.identity })
-      else if (m?.kmslab === 'record') void record(w, m.id, m.items)
+      else if (m?.kmslab === 'record') record(w, m.id, m.items)
       else if (m?.kmslab === 'ops') ops?.take(w.id, m)
       else if (m?.kmslab === 'listening' && !listening) {
         // one banner, once every worker listens
@@ -209,7 +227,10 @@ export async function startPrimary(
  */
 export async function joinPrimary(options: HostOptions): Promise<StateProxy | null> {
   if (isPostgresLocation(options.state ?? 'memory')) return null
-  const waiting = new Map<number, { resolve: (r: (Counted | null)[]) => void; reject: (e: Error) => void }>()
+  const waiting = new Map<
+    number,
+    { items: RecordItem[]; resolve: (r: (Counted | null)[]) => void; reject: (e: Error) => void }
+  >()
   let nextId = 1
   let location = ''
   const first = new Promise<{ location: string; identity: HostIdentity }>((resolve) => {
@@ -218,8 +239,9 @@ export async function joinPrimary(options: HostOptions): Promise<StateProxy | nu
       else if (m?.kmslab === 'recorded' || m?.kmslab === 'record-failed') {
         const w = waiting.get(m.id)
         waiting.delete(m.id)
-        if (m.kmslab === 'recorded') w?.resolve(m.results)
-        else w?.reject(new StoreWriteError(m.message, location))
+        if (!w) return
+        if (m.kmslab === 'recorded') w.resolve(m.results.map((r, i) => decodeCounted(r, w.items[i])))
+        else w.reject(new StoreWriteError(m.message, location))
       }
     })
   })
@@ -236,8 +258,8 @@ export async function joinPrimary(options: HostOptions): Promise<StateProxy | nu
     send: (items) =>
       new Promise((resolve, reject) => {
         const id = nextId++
-        waiting.set(id, { resolve, reject })
-        process.send?.({ kmslab: 'record', id, items } satisfies ToPrimary)
+        waiting.set(id, { items, resolve, reject })
+        process.send?.({ kmslab: 'record', id, items: items.map(encodeItem) } satisfies ToPrimary)
       }),
   }
 }
