@@ -1,7 +1,7 @@
 // The host's KMS call handler: matches the fault-injection rules, answers (or refuses, faults,
 // drops), records the request in the state and tells the owner. A request that cannot be recorded
 // is refused, never answered: the answer would be a lie about the state.
-import { composeKmsAnswer, type HostContext, screenKmsRequest } from '../kms/host.js'
+import { composeKmsAnswer, type HostContext, screenKmsRequest } from '../kms/answer.js'
 import { HRESULT } from '../kms/hresult.js'
 import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
 import type { CallHandler, CallOutcome, KmsCall } from '../server/types.js'
