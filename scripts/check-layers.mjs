@@ -24,7 +24,7 @@ const RANK = {
   load: 5,
   http: 5,
   dns: 5,
-  api: 6,
+  host: 6,
   'index.ts': 7,
   cli: 8,
 }

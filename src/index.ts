@@ -1,22 +1,6 @@
 // The package entry (`import { startHost, activate, decodeCapture } from 'kmslab'`): the embedding
 // API and its public types and errors. Everything else under dist/ is internal and may change.
 
-// A KMS host in-process
-export { SEED_EPOCH, startHost } from './api/host.js'
-export type { HostOptions, HttpHostOptions } from './api/options.js'
-export type { FaultRule, RuleAction, RuleMatch } from './api/rules.js'
-export type { HostStatus, PoolStatus, RequestFigures, ThresholdStatus } from './api/status.js'
-export type {
-  ActivationRecord,
-  ConnectionEvent,
-  HostEvents,
-  HostFaults,
-  HostPools,
-  HostRules,
-  HostStats,
-  KmsHost,
-  RequestOutcome,
-} from './api/types.js'
 // The capture decoder
 export {
   type DecodedCapture,
@@ -59,6 +43,22 @@ export {
 } from './dns/server.js'
 // Typed errors: every error kmslab throws on purpose is a KmslabError
 export { ConfigError, KmslabError, UsageError } from './errors.js'
+// A KMS host in-process
+export { SEED_EPOCH, startHost } from './host/host.js'
+export type { HostOptions, HttpHostOptions } from './host/options.js'
+export type { FaultRule, RuleAction, RuleMatch } from './host/rules.js'
+export type { HostStatus, PoolStatus, RequestFigures, ThresholdStatus } from './host/status.js'
+export type {
+  ActivationRecord,
+  ConnectionEvent,
+  HostEvents,
+  HostFaults,
+  HostPools,
+  HostRules,
+  HostStats,
+  KmsHost,
+  RequestOutcome,
+} from './host/types.js'
 export { HttpListenError } from './http/errors.js'
 export type { CounterMode, PoolEntry, PoolKey } from './kms/counter.js'
 export { VerificationError } from './kms/errors.js'

@@ -4,11 +4,11 @@
 import { createServer } from 'node:net'
 import { PassThrough } from 'node:stream'
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
-import type { FaultRule } from '../src/api/rules.js'
 import { benchVerb } from '../src/cli/bench.js'
 import { main } from '../src/cli/main.js'
 import { UsageError } from '../src/errors.js'
+import { startHost } from '../src/host/host.js'
+import type { FaultRule } from '../src/host/rules.js'
 
 /** Every key of the --json summary, as the help and the lead's docs list them. */
 const KEYS = [

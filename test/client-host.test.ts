@@ -1,8 +1,8 @@
-// The client against kmslab's own host (src/api startHost) on loopback port 0: every protocol
+// The client against kmslab's own host (src/host startHost) on loopback port 0: every protocol
 // version and RPC switch must give zero warnings and exit 0; charging a fresh counter works.
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
 import { activate, CLOSED_WARNING } from '../src/client/activate.js'
+import { startHost } from '../src/host/host.js'
 import { HRESULT } from '../src/kms/hresult.js'
 
 const target = (port: number) => `127.0.0.1:${port}`

@@ -1,10 +1,10 @@
 // kmslab serve --dns-domain: the host publishes itself (SRV with its KMS port, A of its listen
 // address) on a DNS server of its own, and a client finds it there with --dns-server.
 import t from 'tap'
-import { publishHost } from '../src/api/dns-publish.js'
 import { activateVerb } from '../src/cli/activate.js'
 import { serverResolver } from '../src/client/server-resolver.js'
 import { seededRandom } from '../src/crypto/random.js'
+import { publishHost } from '../src/host/dns-publish.js'
 import { startHost } from '../src/index.js'
 import { runVerb } from './fixtures/cli-io.js'
 import { startServe } from './fixtures/serve-process.js'

@@ -2,7 +2,7 @@
 // (nothing, BIND_NAK, per-item results, FAULT, refusal) and exactly one logged event per peer,
 // with its address and reason. A peer that closes after its error adds no second one.
 import t from 'tap'
-import { type KmsHost, startHost } from '../src/api/host.js'
+import { type KmsHost, startHost } from '../src/host/host.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { parseResponseStub } from '../src/wire/ndr.js'
 import {

@@ -3,9 +3,9 @@
 // --max-connections, --allow, the exposure warning, and bounded pools.
 import { connect } from 'node:net'
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
 import { hostOptionsFromFlags } from '../src/cli/serve.js'
 import { cryptoRandom } from '../src/crypto/random.js'
+import { startHost } from '../src/host/host.js'
 import { MAX_POOLS } from '../src/kms/counter.js'
 import type { RpcConnection } from '../src/server/connection.js'
 import { DEFAULT_MAX_FRAGMENT } from '../src/server/framer.js'

@@ -8,9 +8,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
-import { startHost } from '../src/api/host.js'
-import type { FaultRule } from '../src/api/rules.js'
 import { type ActivateOptions, activate } from '../src/client/activate.js'
+import { startHost } from '../src/host/host.js'
+import type { FaultRule } from '../src/host/rules.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SCREENSHOT = fileURLToPath(new URL('../docs/dashboard.png', import.meta.url))

@@ -4,10 +4,10 @@
 import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
-import type { KmsHost } from '../src/api/types.js'
 import { type ActivateOptions, activate } from '../src/client/activate.js'
 import { UsageError } from '../src/errors.js'
+import { startHost } from '../src/host/host.js'
+import type { KmsHost } from '../src/host/types.js'
 import { HTTP_LIMITS } from '../src/http/server.js'
 import { parseExposition, sampleValue } from './fixtures/prom-text.js'
 

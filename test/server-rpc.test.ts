@@ -1,6 +1,6 @@
 import t from 'tap'
-import { type KmsHost, startHost } from '../src/api/host.js'
 import { cryptoRandom } from '../src/crypto/random.js'
+import { type KmsHost, startHost } from '../src/host/host.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { type BuiltRequest, buildKmsRequest, verifyKmsResponse } from '../src/kms/verify.js'
 import { concatBytes, filetimeFromDate, NULL_GUID } from '../src/wire/bytes.js'

@@ -4,8 +4,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
 import { ConfigError } from '../src/errors.js'
+import { startHost } from '../src/host/host.js'
 import { OFFICE2013_APP_ID } from '../src/kms/counter.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { openPgStore } from '../src/store/postgres.js'

@@ -1,6 +1,6 @@
-import type { KmsHost } from '../api/host.js'
-import { explainIdentity } from '../api/identity.js'
-import type { HostOptions } from '../api/options.js'
+import type { KmsHost } from '../host/host.js'
+import { explainIdentity } from '../host/identity.js'
+import type { HostOptions } from '../host/options.js'
 import {
   ActivationCounter,
   type CounterMode,

@@ -1,8 +1,9 @@
 /** `kmslab serve`'s DNS publishing: the --dns-* flags and the banner lines of what is published. */
-import { type DnsPublication, publishHost } from '../api/dns-publish.js'
-import type { KmsHost } from '../api/host.js'
+
 import { DnsListenError, ZoneError } from '../dns/errors.js'
 import { ConfigError, UsageError } from '../errors.js'
+import { type DnsPublication, publishHost } from '../host/dns-publish.js'
+import type { KmsHost } from '../host/host.js'
 import { intOption, type OptionSpec } from './args.js'
 import type { ServeLog } from './serve-log.js'
 

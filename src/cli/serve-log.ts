@@ -1,4 +1,4 @@
-import type { ActivationRecord, KmsHost } from '../api/host.js'
+import type { ActivationRecord, KmsHost } from '../host/host.js'
 import { WINDOWS_APP_ID } from '../kms/counter.js'
 import { describeHresult, hresultHex } from '../kms/hresult.js'
 import { dateFromFiletime } from '../wire/bytes.js'

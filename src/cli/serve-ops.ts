@@ -1,7 +1,8 @@
 /** `kmslab serve`'s operations side: the --http flags, and the status report on SIGUSR1. */
-import type { KmsHost } from '../api/host.js'
-import { type HostOptions, parseListen } from '../api/options.js'
+
 import { UsageError } from '../errors.js'
+import type { KmsHost } from '../host/host.js'
+import { type HostOptions, parseListen } from '../host/options.js'
 import type { OptionSpec } from './args.js'
 import type { ServeLog } from './serve-log.js'
 import { formatStatus } from './status-text.js'

@@ -1,12 +1,13 @@
 // `kmslab serve --workers N`, the primary's side: one banner (once every worker listens), the one
 // HTTP port and DNS publication, a line when a worker dies and is replaced, and a graceful stop of
 // every worker on SIGINT/SIGTERM.
-import { startPrimary } from '../api/cluster.js'
-import type { KmsHost } from '../api/host.js'
-import type { HostOptions } from '../api/options.js'
-import { resolveCounterMode } from '../api/options.js'
+
 import { defaultCatalog, loadCatalog } from '../catalog/index.js'
 import { ConfigError } from '../errors.js'
+import { startPrimary } from '../host/cluster.js'
+import type { KmsHost } from '../host/host.js'
+import type { HostOptions } from '../host/options.js'
+import { resolveCounterMode } from '../host/options.js'
 import { HttpListenError } from '../index.js'
 import type { ListenAddress } from '../server/server.js'
 import { banner } from './serve-banner.js'

@@ -1,5 +1,5 @@
 /** The status report as text, worded like `slmgr /dlv` where slmgr has a line for it. */
-import type { HostStatus, PoolStatus } from '../api/status.js'
+import type { HostStatus, PoolStatus } from '../host/status.js'
 
 const STATUS_LINES: [keyof HostStatus['requests']['byLicenseStatus'], string][] = [
   ['unlicensed', 'Unlicensed'],

@@ -1,6 +1,6 @@
-import { statusFromStore } from '../api/status.js'
 import { defaultCatalog } from '../catalog/index.js'
 import { UsageError } from '../errors.js'
+import { statusFromStore } from '../host/status.js'
 import { openStateStoreReadOnly } from '../store/open.js'
 import { type CliIo, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'

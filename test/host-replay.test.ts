@@ -1,7 +1,6 @@
 // Every client PDU recorded in pcaps/ (vlmcs and the py-kms client) is replayed against kmslab's
 // host; every answer must pass the client's hard checks and raise none of vlmcs's warnings.
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
 import {
   checkContextResults,
   checkHeader,
@@ -9,6 +8,7 @@ import {
   flagWarnings,
   type OfferedContext,
 } from '../src/client/checks.js'
+import { startHost } from '../src/host/host.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { decodeKmsRequest } from '../src/kms/request.js'
 import { verifyKmsResponse } from '../src/kms/verify.js'

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
+import { startHost } from '../src/host/host.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { filetimeFromDate } from '../src/wire/bytes.js'
 import {

@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { startHost } from '../src/api/host.js'
 import { capturePdus } from '../src/capture/capture-pdus.js'
 import { decodeCapture } from '../src/capture/decode.js'
 import { type ActivateOptions, activate } from '../src/client/activate.js'
 import { seededRandom } from '../src/crypto/random.js'
+import { startHost } from '../src/host/host.js'
 import { toHex } from '../src/wire/bytes.js'
 import { PTYPE, parseBindAckPdu } from '../src/wire/rpc.js'
 

@@ -2,14 +2,14 @@
 // reported (verdict, error kind / HRESULT / FAULT status, warnings, exit code) and what the host
 // recorded (the history row names the rule).
 import t, { type Test } from 'tap'
-import { startHost } from '../src/api/host.js'
-import type { HostOptions } from '../src/api/options.js'
-import type { FaultRule } from '../src/api/rules.js'
-import type { ActivationRecord, KmsHost } from '../src/api/types.js'
 import { type ActivateOptions, activate, CLOSED_WARNING } from '../src/client/activate.js'
 import { RefusedError, RpcError } from '../src/client/errors.js'
 import { resultRecord } from '../src/client/text.js'
 import { UsageError } from '../src/errors.js'
+import { startHost } from '../src/host/host.js'
+import type { HostOptions } from '../src/host/options.js'
+import type { FaultRule } from '../src/host/rules.js'
+import type { ActivationRecord, KmsHost } from '../src/host/types.js'
 import { VerificationError } from '../src/kms/errors.js'
 import { HRESULT } from '../src/kms/hresult.js'
 

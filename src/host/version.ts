@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 
 /**
- * The package's version, from its package.json (two levels up from src/api and from dist/api
+ * The package's version, from its package.json (two levels up from src/host and from dist/host
  * alike), so /api/status, /metrics and --version cannot drift from what was released.
  */
 export const KMSLAB_VERSION: string = (() => {
