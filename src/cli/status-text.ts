@@ -18,11 +18,11 @@ function poolLines(p: PoolStatus): string[] {
   ]
   for (const t of p.thresholds) {
     const state = t.reached
-      ? `reached: ${t.clients} clients activate`
+      ? 'reached, its clients activate'
       : `${t.missing} more distinct machine${t.missing === 1 ? '' : 's'} needed`
     const next = t.newClientActivates
-      ? `a new one is told ${t.newClientGets} and activates`
-      : `a new one is told ${t.newClientGets} and gets 0xC004F038`
+      ? `a new client is told ${t.newClientGets} and activates`
+      : `a new client is told ${t.newClientGets} and gets 0xC004F038`
     out.push(`    ${t.clients} threshold ${t.required}: ${state}; ${next}`)
   }
   return out
