@@ -22,7 +22,7 @@ import {
 } from '../wire/rpc.js'
 import { bindAnomalies, decideContexts, MAX_CONTEXTS } from './bind.js'
 import { DEFAULT_MAX_FRAGMENT, FramingError, PduFramer } from './framer.js'
-import { FragmentAssembler } from './reassembly.js'
+import { FragmentAssembler, isWholeCall } from './reassembly.js'
 import type { CallOutcome, ConnectionSettings, Endpoint, HostConnection } from './types.js'
 
 /** The smallest fragment MS-RPCE lets a peer negotiate. */
@@ -31,6 +31,28 @@ const MIN_FRAGMENT = 1432
 const MAX_PENDING_OUTPUT = 64 * 1024
 /** After our FIN, a peer that neither reads nor closes keeps the socket this long at most. */
 const LINGER_MS = 2000
+
+/**
+ * Each socket's connection, so that one set of socket listeners serves every connection: per
+ * connection they would be five closures and their context, what ~10,000 idle peers multiply.
+ */
+const connectionOf = new WeakMap<Socket, RpcConnection>()
+
+function onSocketData(this: Socket, chunk: Uint8Array): void {
+  connectionOf.get(this)?.onData(chunk)
+}
+function onSocketEnd(this: Socket): void {
+  connectionOf.get(this)?.peerEnded()
+}
+function onSocketDrain(this: Socket): void {
+  connectionOf.get(this)?.drained()
+}
+function onSocketError(this: Socket): void {
+  connectionOf.get(this)?.close('socket error')
+}
+function onSocketClose(this: Socket): void {
+  connectionOf.get(this)?.socketClosed()
+}
 
 /**
  * One TCP connection of the host: cuts PDUs, answers BIND / ALTER_CONTEXT with per-context
@@ -51,7 +73,8 @@ export class RpcConnection implements HostConnection {
   private busy = false
   private peerDone = false
   private readingPaused = false
-  private readonly fragments = new FragmentAssembler()
+  /** Made by the first fragmented call: no known client fragments, so most connections never do. */
+  private fragments: FragmentAssembler | null = null
   private linger: NodeJS.Timeout | null = null
   private readonly assocGroupId: number
 
@@ -66,15 +89,22 @@ export class RpcConnection implements HostConnection {
     this.openedAt = settings.now()
     const r = settings.random(4)
     this.assocGroupId = ((r[0] | (r[1] << 8) | (r[2] << 16) | (r[3] << 24)) >>> 0 || 1) >>> 0
-    socket.on('drain', () => this.pump())
+    connectionOf.set(socket, this)
+    socket.on('data', onSocketData)
+    socket.on('end', onSocketEnd)
+    socket.on('drain', onSocketDrain)
+    socket.on('error', onSocketError)
+    socket.on('close', onSocketClose)
   }
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return
-    this.lastActivity = performance.now()
+    const startedAt = performance.now()
+    this.lastActivity = startedAt
     this.settings.recorder?.data(this.id, true, chunk)
     this.framer.feed(chunk)
     this.pump()
+    this.settings.handled?.(startedAt)
   }
 
   get isBusy(): boolean {
@@ -93,15 +123,25 @@ export class RpcConnection implements HostConnection {
 
   /** The peer finished sending: answer what is queued, then close our side too. */
   peerEnded(): void {
+    const startedAt = performance.now()
     this.peerDone = true
     if (!this.busy) this.pump()
+    this.settings.handled?.(startedAt)
   }
 
-  /** The socket is gone: drop what still refers to it. */
-  disposed(): void {
+  /** Our output drained: PDUs held back while it was backed up can be answered now. */
+  drained(): void {
+    this.pump()
+  }
+
+  /** The socket is gone: report a close not reported yet, drop what still refers to it. */
+  socketClosed(): void {
+    if (!this.closed) this.settings.events.onClose(this, 'connection lost', false)
     if (this.linger) clearTimeout(this.linger)
     this.linger = null
     this.closed = true
+    connectionOf.delete(this.socket)
+    this.settings.events.onGone?.(this)
   }
 
   /** Reports the close (once) and drops the socket at once, unread input and unsent output alike. */
@@ -293,13 +333,17 @@ export class RpcConnection implements HostConnection {
       this.fault(callId, pdu.contextId, NCA_STATUS.OP_RNG_ERROR, `unknown opnum ${pdu.opnum}`)
       return
     }
-    const assembled = this.fragments.add(pdu)
-    if (assembled === null) return
-    if ('error' in assembled) {
-      this.fault(callId, pdu.contextId, NCA_STATUS.PROTO_ERROR, assembled.error)
-      return
+    let stub = pdu.stub
+    if (this.fragments !== null || !isWholeCall(pdu)) {
+      this.fragments ??= new FragmentAssembler()
+      const assembled = this.fragments.add(pdu)
+      if (assembled === null) return
+      if ('error' in assembled) {
+        this.fault(callId, pdu.contextId, NCA_STATUS.PROTO_ERROR, assembled.error)
+        return
+      }
+      stub = assembled.stub
     }
-    const { stub } = assembled
     let payload: Uint8Array
     try {
       payload = parseRequestStub(stub, syntax).payload
