@@ -23,6 +23,7 @@ import {
 import { bindAnomalies, decideContexts, MAX_CONTEXTS } from './bind.js'
 import { DEFAULT_MAX_FRAGMENT, FramingError, PduFramer } from './framer.js'
 import { FragmentAssembler, isWholeCall } from './reassembly.js'
+import { forget, listenTo } from './socket-listeners.js'
 import type { CallOutcome, ConnectionSettings, Endpoint, HostConnection } from './types.js'
 
 /** The smallest fragment MS-RPCE lets a peer negotiate. */
@@ -31,28 +32,6 @@ const MIN_FRAGMENT = 1432
 const MAX_PENDING_OUTPUT = 64 * 1024
 /** After our FIN, a peer that neither reads nor closes keeps the socket this long at most. */
 const LINGER_MS = 2000
-
-/**
- * Each socket's connection, so that one set of socket listeners serves every connection: per
- * connection they would be five closures and their context, what ~10,000 idle peers multiply.
- */
-const connectionOf = new WeakMap<Socket, RpcConnection>()
-
-function onSocketData(this: Socket, chunk: Uint8Array): void {
-  connectionOf.get(this)?.onData(chunk)
-}
-function onSocketEnd(this: Socket): void {
-  connectionOf.get(this)?.peerEnded()
-}
-function onSocketDrain(this: Socket): void {
-  connectionOf.get(this)?.drained()
-}
-function onSocketError(this: Socket): void {
-  connectionOf.get(this)?.close('socket error')
-}
-function onSocketClose(this: Socket): void {
-  connectionOf.get(this)?.socketClosed()
-}
 
 /**
  * One TCP connection of the host: cuts PDUs, answers BIND / ALTER_CONTEXT with per-context
@@ -89,12 +68,7 @@ export class RpcConnection implements HostConnection {
     this.openedAt = settings.now()
     const r = settings.random(4)
     this.assocGroupId = ((r[0] | (r[1] << 8) | (r[2] << 16) | (r[3] << 24)) >>> 0 || 1) >>> 0
-    connectionOf.set(socket, this)
-    socket.on('data', onSocketData)
-    socket.on('end', onSocketEnd)
-    socket.on('drain', onSocketDrain)
-    socket.on('error', onSocketError)
-    socket.on('close', onSocketClose)
+    listenTo(socket, this)
   }
 
   onData(chunk: Uint8Array): void {
@@ -140,7 +114,7 @@ export class RpcConnection implements HostConnection {
     if (this.linger) clearTimeout(this.linger)
     this.linger = null
     this.closed = true
-    connectionOf.delete(this.socket)
+    forget(this.socket)
     this.settings.events.onGone?.(this)
   }
 
@@ -373,48 +347,50 @@ export class RpcConnection implements HostConnection {
 
   private finish(callId: number, contextId: number, syntax: TransferSyntax, outcome: CallOutcome): void {
     if (this.closed) return
-    const after = () => {
-      if (this.closed) return
-      if (outcome.kind === 'close') {
-        this.close('closed before the answer by a fault-injection rule')
-        return
-      }
-      if (outcome.kind === 'fault') {
-        this.fault(callId, contextId, outcome.status, 'fault-injection rule')
-      } else {
-        const stub =
-          outcome.kind === 'answer'
-            ? emitResponseStub(outcome.payload, 0, syntax)
-            : emitRefusalStub(outcome.hresult, syntax)
-        let bytes = emitResponsePdu({
-          header: makeHeader(PTYPE.RESPONSE, callId),
-          allocHint: stub.length,
-          contextId,
-          cancelCount: 0,
-          reserved: 0,
-          stub,
-        })
-        if (outcome.truncate) bytes = bytes.subarray(0, Math.max(16, bytes.length >> 1))
-        this.send(bytes)
-      }
-      if (outcome.closeAfter || this.settings.disconnectAfterAnswer) {
-        this.finishWith('closed after the answer', false)
-        return
-      }
-      // Called from inside pump() when the answer was synchronous; resume pumping only after a wait.
-      const waited = this.busy
-      this.busy = false
-      if (waited) this.pump()
-    }
     if (outcome.delayMs && outcome.delayMs > 0) {
       this.busy = true
       setTimeout(() => {
         try {
-          after()
+          this.deliver(callId, contextId, syntax, outcome)
         } catch (err) {
           this.internalError(err)
         }
       }, outcome.delayMs)
-    } else after()
+    } else this.deliver(callId, contextId, syntax, outcome)
+  }
+
+  /** Sends what the handler decided (after its delay, if any), then takes the next PDU. */
+  private deliver(callId: number, contextId: number, syntax: TransferSyntax, outcome: CallOutcome): void {
+    if (this.closed) return
+    if (outcome.kind === 'close') {
+      this.close('closed before the answer by a fault-injection rule')
+      return
+    }
+    if (outcome.kind === 'fault') {
+      this.fault(callId, contextId, outcome.status, 'fault-injection rule')
+    } else {
+      const stub =
+        outcome.kind === 'answer'
+          ? emitResponseStub(outcome.payload, 0, syntax)
+          : emitRefusalStub(outcome.hresult, syntax)
+      let bytes = emitResponsePdu({
+        header: makeHeader(PTYPE.RESPONSE, callId),
+        allocHint: stub.length,
+        contextId,
+        cancelCount: 0,
+        reserved: 0,
+        stub,
+      })
+      if (outcome.truncate) bytes = bytes.subarray(0, Math.max(16, bytes.length >> 1))
+      this.send(bytes)
+    }
+    if (outcome.closeAfter || this.settings.disconnectAfterAnswer) {
+      this.finishWith('closed after the answer', false)
+      return
+    }
+    // Called from inside pump() when the answer was synchronous; resume pumping only after a wait.
+    const waited = this.busy
+    this.busy = false
+    if (waited) this.pump()
   }
 }
