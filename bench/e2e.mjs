@@ -6,7 +6,8 @@
 // figure is the median of RUNS runs. Linux only (/proc). Host and load share this machine's cores,
 // as they would on a one-box lab; the load average is recorded with every shape.
 // Environment: KMSLAB_BENCH_DURATION (s per run, default 2), KMSLAB_BENCH_RUNS (default 3),
-// KMSLAB_BENCH_STATES (memory,sqlite), KMSLAB_BENCH_SHAPES (comma list of shape names),
+// KMSLAB_BENCH_STATES (memory,sqlite,workers2; also postgres), KMSLAB_BENCH_SHAPES (comma list of shape names),
+// KMSLAB_BENCH_PG_URL (postgres://USER@HOST:PORT/DB: adds the postgres state's rows; a scratch database),
 // KMSLAB_BENCH_HOST_BIN (another build's dist/cli/bin.js as the host, to compare two builds),
 // KMSLAB_BENCH_CPU_REQUESTS (activations per run of the CPU matrix, default 20000),
 // KMSLAB_BENCH_CPU_PROF (a directory: every host writes its V8 .cpuprofile there as it exits),
@@ -95,7 +96,53 @@ export const CPU_SHAPES = [
   },
 ]
 
+/**
+ * The states a host runs with: memory, SQLite, `--workers 2` (memory state in the primary) and
+ * PostgreSQL (when KMSLAB_BENCH_PG_URL names a database). Scale-out states run the shapes the
+ * scale-out issue names only.
+ */
+const PG_URL = process.env.KMSLAB_BENCH_PG_URL || null
+const STATE_SETUP = {
+  memory: { state: () => 'memory', args: [] },
+  sqlite: { state: (dir) => join(dir, 'state.db'), args: [], dir: true },
+  workers2: {
+    state: () => 'memory',
+    args: ['--workers', '2'],
+    shapes: ['serial', 'conn-4', 'conn-64', 'new-conn'],
+  },
+  postgres: { state: () => PG_URL, args: [], shapes: ['serial', 'conn-64'] },
+}
+const defaultStates = () => `memory,sqlite,workers2${PG_URL ? ',postgres' : ''}`
+
 // ---- /proc ----
+
+/** The child processes of `pid` (the workers of a --workers host). */
+function childrenOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return []
+  }
+}
+
+/** CPU seconds of `pid` and its children; `per` holds each child's. */
+function treeCpuSeconds(pid) {
+  const own = cpuSeconds(pid)
+  if (own === null) return null
+  const per = {}
+  let total = own
+  for (const c of childrenOf(pid)) {
+    const x = cpuSeconds(c)
+    if (x === null) continue
+    per[c] = x
+    total += x
+  }
+  return { total, per }
+}
 
 function cpuSeconds(pid) {
   try {
@@ -229,8 +276,8 @@ async function startHost(state, hostArgs = [], profName = 'host') {
 async function runBench(host, args) {
   const samples = []
   const sample = () => {
-    const cpu = cpuSeconds(host.pid)
-    if (cpu !== null) samples.push({ t: Date.now(), cpu })
+    const tree = treeCpuSeconds(host.pid)
+    if (tree !== null) samples.push({ t: Date.now(), cpu: tree.total, per: tree.per })
   }
   sample()
   const timer = setInterval(sample, 50)
@@ -249,7 +296,13 @@ async function runBench(host, args) {
   }
   const [from, to] = report.measureWindowEpochMs
   const hostCpuS = cpuAt(samples, to) - cpuAt(samples, from)
-  return { report, hostCpuS, exitCode: code }
+  // each worker's part of the workers' CPU over the run: both serve when neither takes most of it
+  const first = samples[0]?.per ?? {}
+  const last = samples.at(-1)?.per ?? {}
+  const used = Object.keys(last).map((c) => last[c] - (first[c] ?? 0))
+  const sum = used.reduce((a, b) => a + b, 0)
+  const workerMaxShare = used.length > 1 && sum > 0 ? Math.max(...used) / sum : null
+  return { report, hostCpuS, workerMaxShare, exitCode: code }
 }
 
 // ---- shapes ----
@@ -264,10 +317,11 @@ async function runShape(stateName, shape, rate, log) {
   const runs = []
   const load = [loadavg()[0]]
   for (let i = 0; i < RUNS; i++) {
-    const dir = stateName === 'sqlite' ? mkdtempSync(join(tmpdir(), 'kmslab-bench-')) : null
+    const setup = STATE_SETUP[stateName]
+    const dir = setup.dir ? mkdtempSync(join(tmpdir(), 'kmslab-bench-')) : null
     const host = await startHost(
-      dir ? join(dir, 'state.db') : 'memory',
-      shape.hostArgs,
+      setup.state(dir),
+      [...setup.args, ...(shape.hostArgs ?? [])],
       `${stateName}-${shape.name}-run${i + 1}`,
     )
     try {
@@ -301,6 +355,7 @@ async function runShape(stateName, shape, rate, log) {
         benchCpuPct: round((100 * rep.benchCpuS) / rep.durationS),
         benchCpuUsPerActivation: rep.activations > 0 ? round((1e6 * rep.benchCpuS) / rep.activations) : null,
         hostPeakRssMb: peakRssMb(host.pid),
+        workerMaxShare: round(r.workerMaxShare, 2),
         sendLagP99Ms: rep.sendLagMs?.p99 ?? null,
         benchExit: r.exitCode,
       })
@@ -330,6 +385,7 @@ async function runShape(stateName, shape, rate, log) {
     hostPeakRssMb: pick('hostPeakRssMb'),
     hostCpuPct: pick('hostCpuPct'),
     hostCpuUsPerActivation: pick('hostCpuUsPerActivation'),
+    workerMaxShare: pick('workerMaxShare'),
     benchCpuPct: pick('benchCpuPct'),
     benchCpuUsPerActivation: pick('benchCpuUsPerActivation'),
     sendLagP99Ms: pick('sendLagP99Ms'),
@@ -342,7 +398,9 @@ async function runShape(stateName, shape, rate, log) {
 
 /** The CPU matrix for each state (rows as run() gives them). */
 export async function runCpu({ log } = {}) {
-  const states = (process.env.KMSLAB_BENCH_STATES ?? 'memory,sqlite').split(',')
+  const states = (process.env.KMSLAB_BENCH_STATES ?? 'memory,sqlite')
+    .split(',')
+    .filter((s) => !STATE_SETUP[s]?.shapes)
   const rows = []
   for (const state of states)
     for (const shape of CPU_SHAPES) rows.push(await runShape(state, shape, undefined, log))
@@ -361,13 +419,16 @@ export function cpuSummary(rows) {
 
 /** Runs every shape for each state; returns the rows (medians, with every run in `samples`). */
 export async function run({ log } = {}) {
-  const states = (process.env.KMSLAB_BENCH_STATES ?? 'memory,sqlite').split(',')
+  const states = (process.env.KMSLAB_BENCH_STATES ?? defaultStates()).split(',')
   const only = process.env.KMSLAB_BENCH_SHAPES?.split(',')
   const rows = []
   for (const state of states) {
+    if (!STATE_SETUP[state]) throw new Error(`KMSLAB_BENCH_STATES: unknown state ${state}`)
+    if (state === 'postgres' && !PG_URL) throw new Error('the postgres state needs KMSLAB_BENCH_PG_URL')
     let max = 0
     for (const shape of SHAPES) {
       if (only && !only.includes(shape.name)) continue
+      if (STATE_SETUP[state].shapes && !STATE_SETUP[state].shapes.includes(shape.name)) continue
       let rate
       if (shape.rate !== undefined) {
         if (max === 0) continue
@@ -409,6 +470,7 @@ const COLUMNS = [
   ['host RSS MB', (r) => r.hostPeakRssMb],
   ['host CPU %', (r) => r.hostCpuPct],
   ['host µs/act', (r) => r.hostCpuUsPerActivation],
+  ['max worker share', (r) => r.workerMaxShare],
   ['bench CPU %', (r) => r.benchCpuPct],
   ['bench µs/act', (r) => r.benchCpuUsPerActivation],
   ['load 1m', (r) => `${r.loadAvg1m.min}-${r.loadAvg1m.max}`],

@@ -125,10 +125,10 @@ function blockRows(k) {
 /** Runs every measurement; rows of { name, unit, opsPerSec, wallOpsPerSec, samples, [target] }. */
 export async function run() {
   const k = await loadDist(
-    'kms/client.js',
+    'kms/verify.js',
     'kms/request.js',
     'kms/response.js',
-    'kms/host.js',
+    'kms/answer.js',
     'kms/counter.js',
     'crypto/index.js',
   )

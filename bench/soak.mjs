@@ -48,7 +48,7 @@ const load = async (p) => {
 }
 const rpc = await load('wire/rpc.js')
 const ndr = await load('wire/ndr.js')
-const { verifyKmsResponse } = await load('kms/client.js')
+const { verifyKmsResponse } = await load('kms/verify.js')
 const { OFFICE2013_APP_ID, WINDOWS_APP_ID } = await load('catalog/index.js')
 const hostile = await load('load/hostile.js')
 const { capturePdus } = await load('capture/index.js')

@@ -60,13 +60,13 @@ export {
 // Typed errors: every error kmslab throws on purpose is a KmslabError
 export { ConfigError, KmslabError, UsageError } from './errors.js'
 export { HttpListenError } from './http/errors.js'
-export type { VerifiedAnswer } from './kms/client.js'
 export type { CounterMode, PoolEntry, PoolKey } from './kms/counter.js'
 export { VerificationError } from './kms/errors.js'
 // Codes and the product catalogue
 export { describeHresult, HRESULT, hresultHex, parseHresult } from './kms/hresult.js'
 export type { RequestReport, ResponseReport } from './kms/report.js'
 export { ANSWER_CORRUPTIONS, type AnswerCorruption } from './kms/response.js'
+export type { VerifiedAnswer } from './kms/verify.js'
 export { ListenError } from './server/errors.js'
 export type { ListenAddress } from './server/server.js'
 export { StoreError, StoreReadError, StoreWriteError } from './store/errors.js'

@@ -6,7 +6,7 @@ import t from 'tap'
 import { startHost } from '../src/api/host.js'
 import { decodeCapturePdus } from '../src/capture/index.js'
 import { cryptoRandom } from '../src/crypto/random.js'
-import { buildKmsRequest } from '../src/kms/client.js'
+import { buildKmsRequest } from '../src/kms/verify.js'
 import { concatBytes } from '../src/wire/bytes.js'
 import { emitRequestStub } from '../src/wire/ndr.js'
 import {

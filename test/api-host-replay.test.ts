@@ -9,9 +9,9 @@ import {
   flagWarnings,
   type OfferedContext,
 } from '../src/client/checks.js'
-import { verifyKmsResponse } from '../src/kms/client.js'
 import { HRESULT } from '../src/kms/hresult.js'
 import { decodeKmsRequest } from '../src/kms/request.js'
+import { verifyKmsResponse } from '../src/kms/verify.js'
 import { parseRequestStub, type TransferSyntax } from '../src/wire/ndr.js'
 import {
   isBtfnSyntax,

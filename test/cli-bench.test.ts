@@ -37,6 +37,7 @@ const KEYS = [
   'connects',
   'benchCpuS',
   'interrupted',
+  'hosts',
 ].sort()
 
 function io() {

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { cryptoRandom, type RandomSource } from '../src/crypto/random.js'
-import { buildKmsRequest, verifyKmsResponse } from '../src/kms/client.js'
 import { VerificationError } from '../src/kms/errors.js'
 import { decodeKmsRequest } from '../src/kms/request.js'
 import { ANSWER_CORRUPTIONS, buildKmsResponse } from '../src/kms/response.js'
+import { buildKmsRequest, verifyKmsResponse } from '../src/kms/verify.js'
 import { concatBytes, toHex } from '../src/wire/bytes.js'
 import { parseBaseRequest } from '../src/wire/kms-request.js'
 import {

@@ -4,10 +4,10 @@
 // verdict the full verifier gives it.
 import t from 'tap'
 import { seededRandom } from '../src/crypto/random.js'
-import { verifyKmsResponse } from '../src/kms/client.js'
 import { VerificationError } from '../src/kms/errors.js'
 import { decodeKmsRequest } from '../src/kms/request.js'
 import { ANSWER_CORRUPTIONS, type AnswerCorruption, buildKmsResponse } from '../src/kms/response.js'
+import { verifyKmsResponse } from '../src/kms/verify.js'
 import { ActivationCodec } from '../src/load/codec.js'
 import { emitResponseStub, parseRequestStub, type TransferSyntax } from '../src/wire/ndr.js'
 import { emitResponsePdu, makeHeader, PTYPE, parseRequestPdu } from '../src/wire/rpc.js'

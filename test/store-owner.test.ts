@@ -24,15 +24,18 @@ t.test('a second owner in this process is refused, naming the file and the owner
   again.close()
 })
 
+// child hosts start slowly on a loaded machine
+t.setTimeout(300_000)
+
 t.test(
   'two hosts on one file: the second exits 78; after kill -9 of the first a new host starts',
   async (t) => {
     const path = join(await tempDir(t), 'state.db')
-    const first = await startServe(['--state', path])
+    const first = await startServe(['--state', path], 40_000)
     t.teardown(() => {
       first.child.kill('SIGKILL')
     })
-    const second = await startServe(['--state', path]).then(
+    const second = await startServe(['--state', path], 40_000).then(
       () => null,
       (e: Error) => e,
     )
@@ -42,7 +45,7 @@ t.test(
 
     first.child.kill('SIGKILL')
     t.equal(await first.exited, 'SIGKILL')
-    const third = await startServe(['--state', path])
+    const third = await startServe(['--state', path], 40_000)
     third.child.kill('SIGTERM')
     t.equal(await third.exited, 0, 'the lock died with its owner')
   },

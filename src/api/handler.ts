@@ -1,12 +1,12 @@
 // The host's KMS call handler: matches the fault-injection rules, answers (or refuses, faults,
 // drops), records the request in the state and tells the owner. A request that cannot be recorded
 // is refused, never answered: the answer would be a lie about the state.
-import type { CounterOutcome } from '../kms/counter.js'
-import { answerKmsRequest, type HostContext } from '../kms/host.js'
+import { composeKmsAnswer, type HostContext, screenKmsRequest } from '../kms/answer.js'
 import { HRESULT } from '../kms/hresult.js'
 import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
 import type { CallHandler, CallOutcome, KmsCall } from '../server/types.js'
-import type { CommitBatch, HistoryRow } from '../store/types.js'
+import type { CountAsk, Recorded, Recorder } from '../store/recorder.js'
+import type { HistoryRow } from '../store/types.js'
 import { dateFromFiletime, NULL_GUID } from '../wire/bytes.js'
 import { type CompiledRule, matchRequestRule } from './rules.js'
 import type { ActivationRecord, RequestOutcome } from './types.js'
@@ -22,8 +22,8 @@ export interface HandlerContext extends Omit<HostContext, 'now'> {
   /** The host's clock, ms. */
   now(): number
   rules(): readonly CompiledRule[]
-  /** Writes the batch: null when done synchronously, else when durable; throws or rejects on failure. */
-  commit(batch: CommitBatch): Promise<void> | null
+  /** Records each request, and counts those to be answered, in the state. */
+  recorder: Recorder
   /**
    * The request is settled (recorded, or refused for want of a record): count it, tell listeners.
    * `seconds`: from the decoded request to this moment, the answer ready to write.
@@ -39,8 +39,8 @@ interface Decision {
   hresult: number
   reason: string | null
   faultStatus: number | null
-  counter: CounterOutcome | null
-  reportedCount: number | null
+  /** set when the request is to be answered: what the counter needs */
+  ask: CountAsk | null
   epid: string | null
 }
 
@@ -70,25 +70,6 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
           })
     const d = decide(request, rule, at, ctx)
     const record = makeRecord(call, request, d, rule, at)
-    const batch: CommitBatch = {
-      history: [toHistoryRow(record)],
-      upserts: d.counter
-        ? [
-            {
-              appId: d.counter.appId,
-              cmid: d.counter.cmid,
-              lastSeen: d.counter.lastSeen,
-              client: {
-                workstation: record.workstation,
-                skuId: record.skuId,
-                licenseStatus: record.licenseStatus,
-                vm: record.vm,
-              },
-            },
-          ]
-        : [],
-      removals: d.counter?.removed ?? [],
-    }
     const elapsed = () => (performance.now() - started) / 1000
     const done = (): CallOutcome => {
       ctx.settled(record, elapsed())
@@ -111,9 +92,23 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
       ctx.settled(record, elapsed())
       return { kind: 'refuse', hresult: HRESULT.INVALID_DATA, ...extrasOf(rule) }
     }
+    // The answer is built as soon as the count is known (at once with an in-process counter, so
+    // seeded hosts draw their randomness in request order) and leaves only once it is durable.
+    const counted = (r: Recorded): CallOutcome | Promise<CallOutcome> => {
+      if (d.ask && r.counted) {
+        const a = rule?.rule.action
+        const answer = composeKmsAnswer(request, r.counted.outcome, ctx, { corrupt: a?.corrupt })
+        d.call = { kind: 'answer', payload: answer.payload!, ...extrasOf(rule) }
+        record.reportedCount = r.counted.reportedCount
+        record.poolSize = r.counted.outcome.poolSize
+        record.newClient = r.counted.outcome.newClient
+        record.willActivate = record.willActivate && r.counted.reportedCount >= record.requiredCount
+      }
+      return r.durable ? r.durable.then(done, failed) : done()
+    }
     try {
-      const pending = ctx.commit(batch)
-      return pending ? pending.then(done, failed) : done()
+      const r = ctx.recorder.record({ row: toHistoryRow(record), count: d.ask })
+      return r instanceof Promise ? r.then(counted, failed) : counted(r)
     } catch (err) {
       return failed(err as Error)
     }
@@ -129,7 +124,7 @@ function decide(
 ): Decision {
   const a = rule?.rule.action ?? {}
   const extras = extrasOf(rule)
-  const unanswered = { counter: null, reportedCount: null, epid: null, faultStatus: null }
+  const unanswered = { ask: null, epid: null, faultStatus: null }
   if (rule && a.close === 'before') {
     const call: CallOutcome = { kind: 'close', delayMs: a.delayMs }
     return {
@@ -155,34 +150,35 @@ function decide(
       reason: `refused by ${byRule(rule)}`,
     }
   }
-  const answer = answerKmsRequest(
-    request,
-    {
-      now: at,
-      random: ctx.random,
-      counter: ctx.counter,
-      strict: ctx.strict,
-      activationInterval: ctx.activationInterval,
-      renewalInterval: ctx.renewalInterval,
-      hwid: ctx.hwid,
-      epidFor: ctx.epidFor,
-      kmsIdStatus: ctx.kmsIdStatus,
-    },
-    { reportedCount: a.count, corrupt: a.corrupt },
-  )
-  if (answer.payload === null) {
-    const call: CallOutcome = { kind: 'refuse', hresult: answer.hresult, ...extras }
-    return { ...unanswered, outcome: 'refuse', call, hresult: answer.hresult, reason: answer.reason }
+  const refused = screenKmsRequest(request, { now: at, strict: ctx.strict, kmsIdStatus: ctx.kmsIdStatus })
+  if (refused || !request.base) {
+    const hresult = refused?.hresult ?? HRESULT.INVALID_DATA
+    const call: CallOutcome = { kind: 'refuse', hresult, ...extras }
+    return {
+      ...unanswered,
+      outcome: 'refuse',
+      call,
+      hresult,
+      reason: refused?.reason ?? 'unreadable request',
+    }
   }
+  const b = request.base
   return {
     outcome: 'answer',
-    call: { kind: 'answer', payload: answer.payload, ...extras },
+    // the payload is built once the request is counted
+    call: { kind: 'answer', payload: new Uint8Array(0), ...extras },
     hresult: 0,
     reason: null,
     faultStatus: null,
-    counter: answer.counter,
-    reportedCount: answer.reportedCount,
-    epid: answer.epid,
+    ask: {
+      appId: b.appId,
+      cmid: b.cmid,
+      requiredCount: b.requiredCount,
+      now: at,
+      mode: ctx.counter.mode,
+      reportedOverride: a.count,
+    },
+    epid: ctx.epidFor(b.kmsId),
   }
 }
 
@@ -220,7 +216,7 @@ function makeRecord(
     skuId: base?.skuId ?? NULL_GUID,
     kmsId: base?.kmsId ?? NULL_GUID,
     requiredCount: base?.requiredCount ?? 0,
-    reportedCount: d.reportedCount,
+    reportedCount: null,
     hresult: d.hresult,
     protocol: `${request.major}.${request.minor}`,
     vm: (base?.isClientVm ?? 0) !== 0,
@@ -236,9 +232,10 @@ function makeRecord(
     outcome: d.outcome,
     faultStatus: d.faultStatus,
     reason: d.reason,
-    poolSize: d.counter?.poolSize ?? null,
-    newClient: d.counter?.newClient ?? null,
-    willActivate: d.outcome === 'answer' && intact && (d.reportedCount ?? 0) >= (base?.requiredCount ?? 0),
+    // these three are finished when the request is counted
+    poolSize: null,
+    newClient: null,
+    willActivate: d.outcome === 'answer' && intact,
     stored: true,
     request,
   }

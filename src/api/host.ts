@@ -2,17 +2,16 @@ import { EventEmitter, on } from 'node:events'
 import { defaultCatalog, loadCatalog } from '../catalog/index.js'
 import { cryptoRandom, type RandomSource, seededRandom } from '../crypto/random.js'
 import { UsageError } from '../errors.js'
+import type { KmsIdStatus } from '../kms/answer.js'
 import { ActivationCounter, type CounterMode, KNOWN_APP_IDS, type PoolEntry } from '../kms/counter.js'
-import type { KmsIdStatus } from '../kms/host.js'
 import { RpcServer, type RpcServerEvents } from '../server/server.js'
 import type { HostConnection } from '../server/types.js'
-import { GroupCommitter } from '../store/group-commit.js'
-import { openStateStore } from '../store/open.js'
-import type { CommitBatch, StateStore, WriteFailure } from '../store/types.js'
+import type { WriteFailure } from '../store/types.js'
 import { isGuid } from '../wire/bytes.js'
 import { endpointText } from '../wire/endpoint.js'
 import { createCallHandler } from './handler.js'
-import { hwidBytes, loadOrCreateIdentity } from './identity.js'
+import { openHostState } from './host-state.js'
+import { hwidBytes } from './identity.js'
 import { type HostOperations, resolveHttpOptions, startOperations } from './operations.js'
 import { type HostOptions, parseInterval, parseListen, resolveAllow, resolveCounterMode } from './options.js'
 import { type CompiledRule, compileRules, matchBindRule } from './rules.js'
@@ -70,17 +69,17 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   if (options.http) resolveHttpOptions(options.http)
   const startedAt = Date.now()
 
-  const store: StateStore = openStateStore(options.state ?? 'memory', {
-    historyDays: options.historyDays,
-    memoryHistoryLimit: options.memoryHistoryLimit,
-  })
   const events = new EventEmitter<HostEvents>()
   const stats = { activations: 0, refusals: 0, dropped: 0, storeErrors: 0 }
-  let server: RpcServer | null = null
-  let committer: GroupCommitter | null = null
-  let operations: HostOperations | null = null
-  try {
-    const identity = loadOrCreateIdentity(store, catalog, {
+  const state = await openHostState({
+    location: options.state ?? 'memory',
+    historyDays: options.historyDays,
+    memoryHistoryLimit: options.memoryHistoryLimit,
+    connectWaitMs: options.stateWaitMs,
+    proxy: options.stateProxy,
+    counter,
+    catalog,
+    identity: {
       random,
       now: seeded ? SEED_EPOCH : now(),
       ndr64: ndr64 && btfn,
@@ -88,34 +87,15 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       lcid: options.lcid,
       epids: options.epid,
       hwid: options.hwid,
-    })
-    const loaded = counter.load(store.loadPoolEntries(), now())
-    if (loaded.removed.length > 0) store.commit({ history: [], upserts: [], removals: loaded.removed })
-    store.pruneExpiredHistory(now())
-    committer = store.location === 'memory' ? null : new GroupCommitter(store)
-    const group = committer
-    const commit = (batch: CommitBatch): Promise<void> | null => {
-      if (group) return group.submit(batch)
-      store.commit(batch)
-      return null
-    }
-    // After a failed write the counter holds CMIDs the state does not: take the state's word.
-    const resync = () => {
-      try {
-        counter.load(store.loadPoolEntries(), now())
-      } catch (err) {
-        events.emit('store-error', err as Error)
-      }
-    }
-    /** Pool changes made through the API are written like a request's, or undone. */
-    const commitChange = async (batch: CommitBatch) => {
-      try {
-        await commit(batch)
-      } catch (err) {
-        resync()
-        throw err
-      }
-    }
+    },
+    now,
+    onError: (err) => events.emit('store-error', err),
+    onRecovered: () => events.emit('store-recovered'),
+  })
+  let server: RpcServer | null = null
+  let operations: HostOperations | null = null
+  try {
+    const identity = state.identity
     const kmsIdStatus = (kmsId: string): KmsIdStatus => {
       const k = catalog.kmsById(kmsId)
       return !k ? 'unknown' : k.retail ? 'retail' : k.preview ? 'preview' : 'volume'
@@ -132,7 +112,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       epidFor: (kmsId) => identity.epids[catalog.epidFamilyForKmsId(kmsId).id] ?? identity.epids.windows,
       kmsIdStatus,
       rules: () => rules,
-      commit,
+      recorder: state.recorder,
       settled: (record: ActivationRecord, seconds: number) => {
         if (record.outcome === 'answer') stats.activations++
         else if (record.outcome === 'refuse') stats.refusals++
@@ -141,8 +121,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       },
       writeFailed: (err) => {
         stats.storeErrors++
-        events.emit('store-error', err)
-        resync()
+        if (state.writeFailed()) events.emit('store-error', err)
       },
     })
 
@@ -191,11 +170,11 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       {
         startedAt,
         addresses: running.addresses,
-        stateLocation: store.location,
+        stateLocation: state.location,
         catalog,
         identity,
-        counter,
-        store,
+        counter: state.view.counter,
+        store: state.view.store,
         events,
         now,
         connections: () => running.connections.size,
@@ -206,11 +185,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
     )
     const ops = operations
     const pruneTimer = setInterval(() => {
-      try {
-        store.pruneExpiredHistory(now())
-      } catch (err) {
-        events.emit('store-error', err as Error)
-      }
+      state.pruneExpired(now()).catch((err: Error) => events.emit('store-error', err))
     }, 3600_000)
     pruneTimer.unref()
     let closed: Promise<void> | null = null
@@ -218,16 +193,20 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
 
     const seedPool = async (appId: string, count: number): Promise<PoolEntry[]> => {
       if (!isGuid(appId)) throw new UsageError(`pools.seed: not an application id: ${JSON.stringify(appId)}`)
-      const { added, removed } = counter.seed(appId, count, now(), () => uuidFrom(random))
-      await commitChange({ history: [], upserts: added, removals: removed })
-      return added
+      return state.changePools(now(), (c) => {
+        const { added, removed } = c.seed(appId, count, now(), () => uuidFrom(random))
+        return { result: added, upserts: added, removals: removed }
+      })
     }
     const pools: HostPools = {
-      read: () => Object.fromEntries(counter.snapshot(now())),
-      reset: async (appId?: string) => {
-        const { removed } = counter.reset(appId)
-        await commitChange({ history: [], upserts: [], removals: removed })
-      },
+      read: () => state.readPools(now()),
+      fetch: () => state.fetchPools(now()),
+      reset: (appId?: string) =>
+        state.changePools(now(), (c) => ({
+          result: undefined,
+          upserts: [],
+          removals: c.reset(appId).removed,
+        })),
       seed: async (appOrCount: string | number, count?: number): Promise<PoolEntry[]> => {
         if (typeof appOrCount === 'string') return seedPool(appOrCount, count ?? Number.NaN)
         const added: PoolEntry[] = []
@@ -247,7 +226,10 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
       port: running.addresses[0]?.port ?? 0,
       identity,
       catalog,
-      stateLocation: store.location,
+      stateLocation: state.location,
+      get stateReady() {
+        return state.up
+      },
       seeded,
       events,
       activations: () => {
@@ -267,7 +249,8 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
           }
         })()
       },
-      history: (query) => store.readHistory(query),
+      history: (query) => state.history(query),
+      readHistory: (query) => state.readHistory(query),
       pools,
       rules: {
         get: () => rules.map((r) => r.rule),
@@ -276,7 +259,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
         },
       },
       faults: {
-        failWrites: (failure) => store.setWriteFailure(writeFailure(failure)),
+        failWrites: (failure) => state.failWrites(writeFailure(failure)),
       },
       get stats() {
         return { ...running.stats, ...stats }
@@ -290,9 +273,8 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
           try {
             await ops.close()
             await running.stop()
-            await group?.close()
           } finally {
-            store.close()
+            await state.close()
             closing.abort()
           }
         })()
@@ -303,8 +285,7 @@ export async function startHost(options: HostOptions = {}): Promise<KmsHost> {
   } catch (err) {
     await operations?.close()
     await server?.stop()
-    await committer?.close()
-    store.close()
+    await state.close()
     throw err
   }
 }

@@ -39,6 +39,25 @@ export function loadOrCreateIdentity(
   return applyOverrides(identity, catalog, opts)
 }
 
+/**
+ * The identity of a host whose state is shared: the first host's candidate is stored, every
+ * other host reads the stored one (the store decides, in one statement), then this run's overrides.
+ */
+export async function claimSharedIdentity(
+  store: {
+    loadIdentity(): Promise<HostIdentity | null>
+    claimIdentity(c: HostIdentity): Promise<HostIdentity>
+  },
+  catalog: Catalog,
+  opts: IdentityOptions,
+): Promise<HostIdentity> {
+  let identity = await store.loadIdentity()
+  if (!identity || catalog.epidFamilies.some((f) => !identity!.epids[f.id])) {
+    identity = await store.claimIdentity(createIdentity(catalog, opts, identity))
+  }
+  return applyOverrides(identity, catalog, opts)
+}
+
 /** The oldest host build that can hold every CSVLK the catalogue's families need. */
 function newestFamilyNeed(catalog: Catalog): { build: number; family: string } {
   let need = { build: 0, family: '' }

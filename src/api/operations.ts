@@ -42,6 +42,12 @@ function safeLoopback(host: string): boolean {
   }
 }
 
+/** What the operations side reads from the state (a snapshot, with a shared state). */
+export type OperationsStore = Pick<
+  StateStore,
+  'requestTotals' | 'readHistory' | 'loadPoolClients' | 'iterateHistory'
+>
+
 export interface OperationsParts {
   startedAt: number
   addresses: ListenAddress[]
@@ -49,7 +55,7 @@ export interface OperationsParts {
   catalog: Catalog
   identity: HostIdentity
   counter: ActivationCounter
-  store: StateStore
+  store: OperationsStore
   events: EventEmitter<HostEvents>
   now(): number
   connections(): number

@@ -2,7 +2,16 @@ import { UsageError } from '../errors.js'
 import { type CounterMode, parseCounterMode } from '../kms/counter.js'
 import { parseCidr } from '../server/cidr.js'
 import type { ListenAddress } from '../server/server.js'
+import type { Counted, RecordItem } from '../store/recorder.js'
+import type { HostIdentity } from '../store/types.js'
 import type { FaultRule } from './rules.js'
+
+/** A state another process owns (the primary of `--workers`): it records and counts for this host. */
+export interface StateProxy {
+  location: string
+  identity: HostIdentity
+  send(items: RecordItem[]): Promise<(Counted | null)[]>
+}
 
 /** Options of a host: the typed form of `kmslab serve`'s flags (same names, camelCase). */
 /** `startHost({ http })`: where the HTTP port listens, and the token it asks for. */
@@ -16,8 +25,15 @@ export interface HttpHostOptions {
 export interface HostOptions {
   /** "HOST:PORT" strings or addresses; default 127.0.0.1 on port 0 (the CLI: 127.0.0.1:1688). */
   listen?: (string | ListenAddress)[]
-  /** A SQLite file path, or 'memory' (the default for the API; the CLI defaults to the XDG state path). */
+  /**
+   * A SQLite file path, 'memory' (the default for the API; the CLI defaults to the XDG state
+   * path), or PostgreSQL: a postgres:// or postgresql:// URL, or 'postgres' for the PG* variables.
+   */
   state?: string
+  /** Set in `--workers` worker processes: the state lives in the primary, reached through this. */
+  stateProxy?: StateProxy
+  /** PostgreSQL state: how long to wait for the database at start (default 10 000 ms). */
+  stateWaitMs?: number
   /** 'real' (default), 'charged', 'fixed:N', or the parsed form. */
   counter?: string | CounterMode
   ndr64?: boolean

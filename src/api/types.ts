@@ -58,13 +58,23 @@ export interface HostEvents {
   fault: [{ id: number; client: string; callId: number; status: number; reason: string }]
   /** A BIND answered with BIND_NAK by a `rejectBind` rule (no request, so no history row). */
   'bind-rejected': [{ id: number; client: string; rule: string }]
-  /** A state write (or read-back after one failed) went wrong; the request was not answered. */
+  /**
+   * A state write (or read-back after one failed) went wrong; the request was not answered. A
+   * shared (PostgreSQL) state reports the first failure of an outage only.
+   */
   'store-error': [Error]
+  /** A shared state that failed answers again: the host serves again. */
+  'store-recovered': []
 }
 
 export interface HostPools {
-  /** appId -> live entries (not expired by the host's clock), least recently seen first. */
+  /**
+   * appId -> live entries (not expired by the host's clock), least recently seen first. Throws
+   * StoreReadError with PostgreSQL state, whose pools live in the database: use fetch().
+   */
   read(): Record<string, PoolEntry[]>
+  /** The same, read from wherever the pools live (every kind of state). */
+  fetch(): Promise<Record<string, PoolEntry[]>>
   /** Empties one application's pool, or all of them. */
   reset(appId?: string): Promise<void>
   /**
@@ -116,8 +126,10 @@ export interface KmsHost {
   readonly port: number
   readonly identity: HostIdentity
   readonly catalog: Catalog
-  /** The state file, or 'memory'. */
+  /** The state file, 'memory', or postgres://USER@HOST:PORT/DB (no password). */
   readonly stateLocation: string
+  /** The state takes writes: false while a PostgreSQL state is unreachable (requests are refused). */
+  readonly stateReady: boolean
   /** Deterministic mode (`seed`) is on. */
   readonly seeded: boolean
   readonly events: EventEmitter<HostEvents>
@@ -126,8 +138,13 @@ export interface KmsHost {
    * records still queued are read); breaking out of the loop stops listening.
    */
   activations(): AsyncIterableIterator<ActivationRecord>
-  /** Stored history rows, oldest first (the memory state keeps the newest 10 000). */
+  /**
+   * Stored history rows, oldest first (the memory state keeps the newest 10 000). Throws
+   * StoreReadError with PostgreSQL state: use readHistory().
+   */
   history(query?: HistoryQuery): HistoryRow[]
+  /** The same, for every kind of state. */
+  readHistory(query?: HistoryQuery): Promise<HistoryRow[]>
   readonly pools: HostPools
   readonly rules: HostRules
   readonly faults: HostFaults

@@ -2,7 +2,6 @@
 // (or at least described) KMS response.
 import type { Catalog } from '../catalog/index.js'
 import { KmslabError } from '../errors.js'
-import { type SentRequest, verifyKmsResponse } from '../kms/client.js'
 import { VerificationError } from '../kms/errors.js'
 import { describeHresult } from '../kms/hresult.js'
 import {
@@ -14,6 +13,7 @@ import {
   versionText,
 } from '../kms/report.js'
 import { type DecodedRequest, decodeKmsRequest } from '../kms/request.js'
+import { type SentRequest, verifyKmsResponse } from '../kms/verify.js'
 import { KMS_VERSION_LENGTH, readKmsVersion } from '../wire/kms-request.js'
 import { guessSyntax, parseRequestStub, parseResponseStub, type TransferSyntax } from '../wire/ndr.js'
 import { PFC } from '../wire/rpc.js'

@@ -2,7 +2,9 @@ import { DEFAULT_PRODUCT, defaultCatalog, findProduct } from '../catalog/index.j
 import { UsageError } from '../errors.js'
 import { type BenchProgress, type BenchReport, runBench } from '../load/bench.js'
 import type { BenchBind } from '../load/connection.js'
+import { hostPort } from '../wire/endpoint.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { discoverBenchTargets } from './bench-discover.js'
 import { formatHelp } from './help.js'
 
 const LOAD = 'Load'
@@ -45,6 +47,14 @@ const OPTIONS = {
     arg: 'S',
     section: LOAD,
     help: 'seconds of load before measuring, not counted (default 1 with --duration, 0 with --requests)',
+  },
+  'dns-server': {
+    type: 'string',
+    arg: 'IP[:PORT]',
+    section: LOAD,
+    help:
+      "DNS server for .DOMAIN: the SRV records and their targets' addresses all come from it " +
+      "(default: the system's resolver)",
   },
   timeout: {
     type: 'string',
@@ -92,11 +102,14 @@ const OPTIONS = {
 
 const HELP = formatHelp(
   {
-    usage: 'kmslab bench HOST[:PORT] [options]',
+    usage: 'kmslab bench HOST[:PORT] | .DOMAIN [options]',
     intro: `Drives a KMS host (kmslab, vlmcsd, a genuine one in a lab) with activations and measures how many
 it answers per second, how fast, and what went wrong. Every answer is verified with every check
 a client makes (HMAC, hash, IV rule, echoes, ePID); failures are counted by kind, never dropped.
-Each activation carries a new client machine id, so a host's counter sees a new client each time.`,
+Each activation carries a new client machine id, so a host's counter sees a new client each time.
+.DOMAIN spreads the connections over the hosts of the _vlmcs._tcp.DOMAIN SRV record as clients do:
+each connection draws its own RFC 2782 order (priority, then weight) and moves to its next host when
+one refuses or closes; the summary (and --json "hosts") says how many connections each host got.`,
     sectionNotes: {
       [OUTPUT]:
         'a live progress line on stderr when it is a terminal; at the end activations/s, latency ' +
@@ -154,6 +167,10 @@ export function formatBenchReport(r: BenchReport): string {
   if (Object.keys(r.warningsByKind).length > 0) lines.push(`  warnings      ${kinds(r.warningsByKind)}`)
   if (Object.keys(r.warmupErrorsByKind).length > 0)
     lines.push(`  before the measurement: ${kinds(r.warmupErrorsByKind)}`)
+  for (const h of r.hosts ?? [])
+    lines.push(
+      `  host          ${hostPort(h.host, h.port)} (${h.address}): ${fmt(h.connections)} connection${h.connections === 1 ? '' : 's'}`,
+    )
   lines.push(`  bench CPU     ${fmt(r.benchCpuS, 2)} s`)
   return `${lines.join('\n')}\n`
 }
@@ -162,7 +179,12 @@ async function runBenchVerb(argv: string[], io: CliIo): Promise<number> {
   const { values: v, positionals } = parseCliArgs('bench', argv, OPTIONS)
   if (positionals.length !== 1)
     throw new UsageError('kmslab bench: give one target, HOST[:PORT] (see kmslab bench --help)')
-  const target = parseTarget(positionals[0])
+  const domain = positionals[0].startsWith('.') ? positionals[0].slice(1).replace(/\.$/, '') : null
+  if (domain !== null && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(domain))
+    throw new UsageError(`kmslab bench: not a DNS domain: ${JSON.stringify(positionals[0])}`)
+  if (v['dns-server'] && domain === null)
+    throw new UsageError('kmslab bench: --dns-server needs a .DOMAIN target')
+  const target = domain === null ? parseTarget(positionals[0]) : { host: '', port: 1688 }
   const connections = intOption('bench', 'connections', v.connections, 1, 100_000) ?? 1
   const requests = intOption('bench', 'requests', v.requests, 1, 1_000_000_000)
   const durationS = positive('duration', v.duration)
@@ -200,11 +222,13 @@ async function runBenchVerb(argv: string[], io: CliIo): Promise<number> {
   const abort = new AbortController()
   const onSignal = () => abort.abort()
   process.once('SIGINT', onSignal)
+  const discovered = domain === null ? null : await discoverBenchTargets(domain, v['dns-server'], timeoutMs)
   let report: BenchReport
   try {
     report = await runBench({
-      host: target.host,
+      host: discovered?.name ?? target.host,
       port: target.port,
+      targets: discovered?.targets,
       connections,
       requests,
       durationS: requests === undefined ? (durationS ?? 10) : undefined,

@@ -4,6 +4,8 @@ import { type DnsOptions, type DnsServer, labHost, startDns } from '../dns/serve
 import { parseDomain } from '../dns/zone.js'
 import { formatZone, recordLine, ZONE_FORMATS, type ZoneFormat } from '../dns/zone-format.js'
 import { ConfigError, UsageError } from '../errors.js'
+import { isLoopback } from '../server/cidr.js'
+import { hostPort } from '../wire/endpoint.js'
 import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 
@@ -152,12 +154,8 @@ function zoneText(v: Values): string {
   return formatZone(domain, hosts, format)
 }
 
-function endpoint(a: { host: string; port: number }): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-}
-
 function banner(dns: DnsServer, v: Values, io: CliIo): void {
-  const where = dns.addresses.map(endpoint)
+  const where = dns.addresses.map((a) => hostPort(a.host, a.port))
   const records = dns.zone.all().map(recordLine)
   if (v.json) {
     io.stdout.write(
@@ -169,6 +167,11 @@ function banner(dns: DnsServer, v: Values, io: CliIo): void {
   if (!v.quiet) for (const r of records) io.stdout.write(`  ${r}\n`)
   if (dns.zone.hosts.length === 0)
     io.stderr.write('kmslab dns: warning: no --host: the SRV name has no records\n')
+  const exposed = dns.addresses.filter((a) => !isLoopback(a.host)).map((a) => a.host)
+  if (exposed.length > 0)
+    io.stderr.write(
+      `kmslab dns: warning: listening beyond loopback (${exposed.join(', ')}): anyone who reaches it can query the lab zone\n`,
+    )
 }
 
 async function run(argv: string[], io: CliIo): Promise<number> {

@@ -1,3 +1,4 @@
+import { isWorker, joinPrimary, leavePrimary, parseWorkers, reportListening } from '../api/cluster.js'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
 import { removePidFile, writePidFile } from '../api/pid-file.js'
@@ -8,204 +9,16 @@ import { hresultHex } from '../kms/hresult.js'
 import { ListenError } from '../server/errors.js'
 import type { ListenAddress } from '../server/server.js'
 import { defaultStatePath } from '../store/open.js'
-import { type CliIo, intOption, type OptionSpec, parseCliArgs, type Verb } from './args.js'
+import { type CliIo, intOption, parseCliArgs, type Verb } from './args.js'
 import { formatHelp } from './help.js'
 import { banner } from './serve-banner.js'
 import { parseConfigText, readConfigFile } from './serve-config.js'
+import { startPublishing } from './serve-dns.js'
 import { checkListenHosts, untilStopped } from './serve-lifetime.js'
 import { type LogFormat, ServeLog } from './serve-log.js'
-import { HTTP_OPTIONS, httpOption, statusSignalHandler } from './serve-ops.js'
-
-const LISTEN = 'Listening and RPC'
-const KMS = 'KMS behaviour'
-const STATE = 'State'
-const OUTPUT = 'Output'
-
-const OPTIONS = {
-  listen: {
-    type: 'string',
-    multiple: true,
-    arg: 'HOST:PORT',
-    section: LISTEN,
-    help:
-      'address to listen on, repeatable; IPv6 in brackets ([::1]:1688)\n' +
-      '(default 127.0.0.1:1688: loopback unless told otherwise)',
-  },
-  allow: {
-    type: 'string',
-    multiple: true,
-    arg: 'CIDR',
-    section: LISTEN,
-    help: 'only these networks may connect, repeatable; others are closed without a byte sent',
-  },
-  'no-ndr64': {
-    type: 'boolean',
-    section: LISTEN,
-    help: 'accept NDR32 only (like a Windows 7 / Server 2008 R2 host)',
-  },
-  'no-btfn': {
-    type: 'boolean',
-    section: LISTEN,
-    help: 'no bind-time feature negotiation (a pre-Windows 8 runtime: NDR64 off too)',
-  },
-  'idle-timeout': {
-    type: 'string',
-    arg: 'SECONDS',
-    section: LISTEN,
-    help: 'close a connection silent this long (default 30)',
-  },
-  'connection-deadline': {
-    type: 'string',
-    arg: 'SEC',
-    section: LISTEN,
-    help: 'close any connection this old (default 600)',
-  },
-  'max-connections': {
-    type: 'string',
-    arg: 'N',
-    section: LISTEN,
-    help: 'connections over this are closed at once and counted (default 16384)',
-  },
-  disconnect: {
-    type: 'boolean',
-    section: LISTEN,
-    help: 'close each connection after its first answer (like vlmcsd -d)',
-  },
-  'busy-poll': {
-    type: 'string',
-    arg: 'MICROSECONDS',
-    section: LISTEN,
-    help:
-      "after each read, keep polling up to this long before sleeping, so a busy client's next " +
-      'request needs no wake-up; the spin costs at most a tenth of the host CPU, and only while ' +
-      'it pays off (default 100; 0 turns it off)',
-  },
-  counter: {
-    type: 'string',
-    arg: 'MODE',
-    section: KMS,
-    help:
-      'real (default): genuine counting from an empty pool, so the first 24 Windows clients get ' +
-      '0xC004F038 on their side;\n' +
-      "charged: report max(pool, 2 x required), capped at 50: everyone activates at once (vlmcsd's default);\n" +
-      'fixed:N: report N exactly (a test override; above 50, which no genuine host reports, warned about)',
-  },
-  strict: {
-    type: 'boolean',
-    section: KMS,
-    help:
-      'refuse unknown or retail KMS ids (0xC004F042) and client clocks more than 4 hours off ' +
-      '(0xC004F06C), like a genuine host',
-  },
-  'activation-interval': {
-    type: 'string',
-    arg: 'T',
-    section: KMS,
-    help: 'minutes, or with m/h/d/w (default 120 = 2h)',
-  },
-  'renewal-interval': {
-    type: 'string',
-    arg: 'T',
-    section: KMS,
-    help: 'minutes, or with m/h/d/w (default 10080 = 7d)',
-  },
-  epid: {
-    type: 'string',
-    multiple: true,
-    arg: 'FAMILY=EPID',
-    section: KMS,
-    help:
-      'override the ePID of a family (windows, office2010, office2013, office2016, office2019, ' +
-      'office2021, office2024), repeatable; must have the ePID format',
-  },
-  'host-build': {
-    type: 'string',
-    arg: 'N',
-    section: KMS,
-    help: 'Windows build the ePIDs name (chosen at first start otherwise: one that fits the RPC flags and every CSVLK served)',
-  },
-  lcid: {
-    type: 'string',
-    arg: 'N',
-    section: KMS,
-    help: 'language id the ePIDs name (chosen at first start otherwise)',
-  },
-  hwid: {
-    type: 'string',
-    arg: 'HEX',
-    section: KMS,
-    help: 'the 16-hex-digit hardware id of V6 answers (random at first start)',
-  },
-  products: {
-    type: 'string',
-    arg: 'FILE',
-    section: KMS,
-    help: 'a products file merged over the built-in catalogue',
-  },
-  rules: {
-    type: 'string',
-    arg: 'FILE',
-    section: KMS,
-    help: 'fault-injection rules (JSON array); SIGHUP re-reads the file',
-  },
-  seed: {
-    type: 'string',
-    arg: 'VALUE',
-    section: KMS,
-    help: 'deterministic mode: every drawn value comes from this seed',
-  },
-  state: {
-    type: 'string',
-    arg: 'PATH|memory',
-    section: STATE,
-    help:
-      'SQLite state file (default $XDG_STATE_HOME/kmslab/state.db or ~/.local/state/kmslab/state.db); ' +
-      'memory keeps nothing',
-  },
-  'history-days': {
-    type: 'string',
-    arg: 'N',
-    section: STATE,
-    help: 'keep request history this long (default 90)',
-  },
-  capture: {
-    type: 'string',
-    arg: 'FILE.pcap',
-    section: STATE,
-    help: 'record every connection as a classic pcap',
-  },
-  'pid-file': {
-    type: 'string',
-    arg: 'PATH',
-    section: STATE,
-    help:
-      'write the id of the listening process here once it listens; removed at a clean stop ' +
-      '(a stale file left by a crash is replaced)',
-  },
-  ...HTTP_OPTIONS,
-  'log-format': {
-    type: 'string',
-    arg: 'text|json',
-    section: OUTPUT,
-    help: 'one line per activation, readable or JSON (default text)',
-  },
-  quiet: { type: 'boolean', short: 'q', section: OUTPUT, help: 'only the banner, warnings and errors' },
-  verbose: {
-    type: 'boolean',
-    short: 'v',
-    section: OUTPUT,
-    help: 'dump every field of each request and answer',
-  },
-  config: {
-    type: 'string',
-    arg: 'FILE.json',
-    section: OUTPUT,
-    help:
-      'settings as JSON, keys named like the flags ("listen": [...], "no-ndr64": true, ' +
-      '"counter": "charged"); flags win',
-  },
-  help: { type: 'boolean', short: 'h', section: OUTPUT, help: 'this help' },
-} satisfies OptionSpec
+import { httpOption, statusSignalHandler } from './serve-ops.js'
+import { OPTIONS } from './serve-options.js'
+import { runPrimary } from './serve-workers.js'
 
 const HELP = formatHelp(
   {
@@ -218,7 +31,8 @@ const HELP = formatHelp(
       [64, 'usage or configuration-file error'],
       [
         78,
-        'unusable state (read-only or corrupt state file, address in use, a --pid-file that cannot be written)',
+        'unusable state (read-only or corrupt state file, a state file another running host owns, ' +
+          'a PostgreSQL database unreachable at start, address in use, a --pid-file that cannot be written)',
       ],
     ],
   },
@@ -270,6 +84,7 @@ export function hostOptionsFromFlags(v: Values, env: NodeJS.ProcessEnv = process
     maxConnections: intOption('serve', 'max-connections', v['max-connections'], 1, 1_000_000),
     allow: v.allow,
     historyDays: intOption('serve', 'history-days', v['history-days'], 1, 36500),
+    stateWaitMs: seconds('state-wait', v['state-wait']),
     capture: v.capture,
     products: v.products,
     seed: v.seed,
@@ -294,6 +109,15 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   )
   // A log reader that goes away (a closed pipe) must not take the host down with it.
   for (const stream of [io.stdout, io.stderr]) stream.on('error', () => {})
+  const workers = parseWorkers(merged.workers)
+  const worker = isWorker()
+  if (workers > 1 && (options.http || merged['dns-domain']))
+    throw new UsageError(
+      `kmslab serve: ${options.http ? '--http' : '--dns-domain'} with --workers is not supported yet (run --workers 1, or several hosts on PostgreSQL state)`,
+      'workers',
+    )
+  if (workers > 1 && !worker) return runPrimary(options, workers, log)
+  if (worker) options.stateProxy = (await joinPrimary(options)) ?? undefined
   let host: KmsHost
   try {
     host = await startHost(options)
@@ -302,7 +126,7 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
       throw new ConfigError(`kmslab serve: ${(err as Error).message}`)
     throw err
   }
-  const pidFile = merged['pid-file']
+  const pidFile = worker ? undefined : merged['pid-file']
   const dropPidFile = () => pidFile && removePidFile(pidFile)
   if (pidFile) {
     try {
@@ -313,7 +137,15 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
     process.once('exit', dropPidFile)
   }
-  banner(host, log, options)
+  if (worker) reportListening(host.addresses, host.identity, host.stateLocation)
+  else banner(host, log, options)
+  let published: Awaited<ReturnType<typeof startPublishing>>
+  try {
+    published = worker ? null : await startPublishing(host, merged, log)
+  } catch (err) {
+    await host.close()
+    throw err
+  }
   // --quiet drops activation lines: no listener, so the host does not build them at all.
   if (log.level !== 'quiet') host.events.on('activation', (r) => log.activation(host, r))
   host.events.on('connection', (c) => {
@@ -328,6 +160,9 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   )
   host.events.on('store-error', (e) =>
     log.error('store', `${e.message}: the client was refused, nothing was answered`),
+  )
+  host.events.on('store-recovered', () =>
+    log.always('store', `state ${host.stateLocation} answers again: serving`),
   )
 
   const rulesFile = merged.rules
@@ -344,14 +179,16 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   const onUsr1 = statusSignalHandler(host, log)
   process.on('SIGUSR1', onUsr1)
   const reason = await untilStopped()
-  log.always('stopping', `${reason}: stopping`, { reason })
+  if (!worker) log.always('stopping', `${reason}: stopping`, { reason })
   process.off('SIGHUP', onHup)
   process.off('SIGUSR1', onUsr1)
   const forced = setTimeout(() => process.exit(0), 2000)
   forced.unref()
+  await published?.close()
   await host.close()
   dropPidFile()
-  log.always('stopped', 'stopped')
+  if (worker) leavePrimary()
+  else log.always('stopped', 'stopped')
   return 0
 }
 

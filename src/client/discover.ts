@@ -3,18 +3,10 @@
 import { lookup, Resolver } from 'node:dns/promises'
 import type { RandomSource } from '../crypto/random.js'
 import { UsageError } from '../errors.js'
-import { randomInt } from '../kms/epid.js'
+import { orderSrvRecords, type SrvRecord } from '../kms/srv-order.js'
 import { DiscoveryError } from './errors.js'
 
-export interface SrvRecord {
-  /** Target host name. */
-  name: string
-  port: number
-  priority: number
-  weight: number
-  /** The target's addresses when the answer carried them (its additional section). */
-  addresses?: string[]
-}
+export { orderSrvRecords, type SrvRecord }
 
 /** Looks up the SRV records of a DNS name (injectable for tests and embedders). */
 export type ResolveSrv = (name: string) => Promise<SrvRecord[]>
@@ -28,32 +20,6 @@ export const systemAddresses: ResolveAddresses = async (name) =>
 
 export function srvName(domain: string): string {
   return `_vlmcs._tcp.${domain.replace(/^\.+/, '').replace(/\.+$/, '')}`
-}
-
-/**
- * RFC 2782 selection: groups by ascending priority; in each group, repeatedly pick a record with
- * probability weight / (sum of remaining weights), zero-weight records having a small chance
- * (they are put first and win only a draw of exactly 0).
- */
-export function orderSrvRecords(records: readonly SrvRecord[], random: RandomSource): SrvRecord[] {
-  const priorities = [...new Set(records.map((r) => r.priority))].sort((a, b) => a - b)
-  const out: SrvRecord[] = []
-  for (const p of priorities) {
-    const group = records.filter((r) => r.priority === p)
-    let left = [...group.filter((r) => r.weight === 0), ...group.filter((r) => r.weight > 0)]
-    while (left.length > 0) {
-      const total = left.reduce((n, r) => n + r.weight, 0)
-      const draw = randomInt(random, 0, total + 1)
-      let sum = 0
-      const i = left.findIndex((r) => {
-        sum += r.weight
-        return sum >= draw
-      })
-      out.push(left[i])
-      left = left.filter((_, j) => j !== i)
-    }
-  }
-  return out
 }
 
 /**

@@ -1,8 +1,8 @@
 // The public shapes of `activate`: its options, one result per request, the report.
 import type { Catalog } from '../catalog/index.js'
 import type { RandomSource } from '../crypto/random.js'
-import type { VerifiedAnswer } from '../kms/client.js'
 import type { VerificationError } from '../kms/errors.js'
+import type { VerifiedAnswer } from '../kms/verify.js'
 import type { KmsBaseRequest } from '../wire/kms-request.js'
 import type { ResolveAddresses, ResolveSrv } from './discover.js'
 import type { DiscoveryError, RefusedError, RpcError } from './errors.js'

@@ -174,11 +174,7 @@ export class ActivationCounter {
 
   /** The `CurrentCount` to answer for a pool of `poolSize` live entries under the current mode. */
   reported(poolSize: number, requiredCount: number): number {
-    const mode = this.currentMode
-    if (mode.kind === 'fixed') return mode.count
-    if (mode.kind === 'real') return poolSize
-    const want = Number.isFinite(requiredCount) && requiredCount > 0 ? 2 * requiredCount : 0
-    return Math.min(this.capacity, Math.max(poolSize, want))
+    return reportedCountFor(this.currentMode, this.capacity, poolSize, requiredCount)
   }
 
   /** Live entries (not older than the retention) of one application's pool; does not prune. */
@@ -300,6 +296,19 @@ export class ActivationCounter {
       removed.push({ appId: app, cmid })
     }
   }
+}
+
+/** The `CurrentCount` a host under `mode` answers for a pool of `poolSize` live entries. */
+export function reportedCountFor(
+  mode: CounterMode,
+  capacity: number,
+  poolSize: number,
+  requiredCount: number,
+): number {
+  if (mode.kind === 'fixed') return mode.count
+  if (mode.kind === 'real') return poolSize
+  const want = Number.isFinite(requiredCount) && requiredCount > 0 ? 2 * requiredCount : 0
+  return Math.min(capacity, Math.max(poolSize, want))
 }
 
 /** Parses `--counter real | charged | fixed:N` (N an integer 0..4294967295). */

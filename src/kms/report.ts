@@ -12,8 +12,8 @@ import {
   readKmsVersion,
 } from '../wire/kms-request.js'
 import { KMS_V6_RESPONSE_FIELD, type KmsBaseResponse, parseBaseResponse } from '../wire/kms-response.js'
-import type { VerifiedAnswer } from './client.js'
 import { cipherForMajor } from './request.js'
+import type { VerifiedAnswer } from './verify.js'
 
 const EPOCH_DIFF_MS = 11644473600000n
 

@@ -8,14 +8,23 @@
 import { randomFillSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import { cryptoRandom } from '../crypto/random.js'
 import { hostPort } from '../wire/endpoint.js'
 import { ActivationCodec } from './codec.js'
 import { BenchConn, type ConnEvents } from './connection.js'
 import { BenchError } from './errors.js'
 import { BenchStats } from './stats.js'
-import type { BenchOptions, BenchProgress, BenchReport, LatencySummary } from './types.js'
+import { hostsReport, planTargets } from './targets.js'
+import type {
+  BenchHost,
+  BenchOptions,
+  BenchProgress,
+  BenchReport,
+  BenchTarget,
+  LatencySummary,
+} from './types.js'
 
-export type { BenchOptions, BenchProgress, BenchReport, LatencySummary }
+export type { BenchHost, BenchOptions, BenchProgress, BenchReport, BenchTarget, LatencySummary }
 export { BenchError }
 
 function latency(h: BenchStats['latency']): LatencySummary {
@@ -35,8 +44,9 @@ const cpuNow = () => {
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
-  const address = isIP(o.host) ? o.host : await resolve(o.host)
+  const address = o.targets ? o.host : isIP(o.host) ? o.host : await resolve(o.host)
   const target = { host: address, port: o.port }
+  const plans = o.targets ? planTargets(o.targets, o.connections, o.random ?? cryptoRandom) : null
   const closedLoop = o.rate === undefined
   const idle: BenchConn[] = []
   /** Setup and warm-up: only their errors are reported. */
@@ -147,6 +157,24 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     },
     failed: (c, kind, activation) => {
       if (kind !== '') (activation ? (startedIn[c.index] ?? stats) : stats).errors.add(kind)
+      // a host that refuses, resets, or accepts and closes is passed over for the connection's next
+      // one; while setting up, any failure is the host's
+      const hostFailed =
+        phase === 'setup' ||
+        kind === '' ||
+        kind === 'closed' ||
+        kind === 'reset' ||
+        kind.startsWith('connect:')
+      if (plans && hostFailed) {
+        const plan = plans[c.index]
+        if (phase === 'setup' && plan.at + 1 < plan.order.length) {
+          c.target = plan.order[++plan.at]
+          c.open()
+          return
+        }
+        plan.at = (plan.at + 1) % plan.order.length
+        c.target = plan.order[plan.at]
+      }
       if (phase === 'setup') return setupFailed()
       if (activation) inFlight--
       // a host that refuses connections is retried after a pause, not in a hot loop
@@ -169,7 +197,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       workstation: `bench-${i}.kmslab.test`,
       cmidPrefix: prefix,
     })
-    conns.push(new BenchConn(i, codec, target, o.bind, o.timeoutMs, events, o.newConnection))
+    const first = plans ? plans[i].order[0] : target
+    conns.push(new BenchConn(i, codec, first, o.bind, o.timeoutMs, events, o.newConnection))
   }
   // one sweep for every deadline instead of a timer per request
   timers.push(
@@ -341,6 +370,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     connects: m.connects,
     benchCpuS: Math.round(cpu * 1000) / 1000,
     interrupted,
+    hosts: plans ? hostsReport(plans) : null,
   }
 }
 

@@ -9,8 +9,8 @@ import { randomFillSync } from 'node:crypto'
 import { cbcDecryptInto, cbcEncryptInto } from '../crypto/cbc.js'
 import { sha256, v4Mac, v6Hmac, v6HmacKey } from '../crypto/kms-crypto.js'
 import { type BlockCipher, V5_CIPHER, V6_CIPHER } from '../crypto/rijndael.js'
-import { type SentRequest, verifyKmsResponse } from '../kms/client.js'
 import { VerificationError } from '../kms/errors.js'
+import { type SentRequest, verifyKmsResponse } from '../kms/verify.js'
 import { filetimeFromDate, readGuid } from '../wire/bytes.js'
 import {
   emitBaseRequest,

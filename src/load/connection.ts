@@ -108,7 +108,8 @@ export class BenchConn {
   constructor(
     readonly index: number,
     readonly codec: ActivationCodec,
-    private readonly target: { host: string; port: number },
+    /** Where `open` connects; a discovered run moves it to the next host when one fails. */
+    public target: { host: string; port: number },
     private readonly bind: BenchBind,
     private readonly timeoutMs: number,
     private readonly events: ConnEvents,

@@ -10,7 +10,7 @@ import { WINDOWS_APP_ID } from '../catalog/index.js'
 import { cbcEncrypt } from '../crypto/cbc.js'
 import { cryptoRandom } from '../crypto/random.js'
 import { V6_CIPHER } from '../crypto/rijndael.js'
-import { type BuiltRequest, buildKmsRequest } from '../kms/client.js'
+import { type BuiltRequest, buildKmsRequest } from '../kms/verify.js'
 import { concatBytes, filetimeFromDate, NULL_GUID } from '../wire/bytes.js'
 import {
   emitBaseRequest,

@@ -1,10 +1,22 @@
 // The public shapes of `kmslab bench`: its options, its progress reports and its summary.
 import type { Product } from '../catalog/index.js'
+import type { RandomSource } from '../crypto/random.js'
 import type { BenchBind } from './connection.js'
+import type { BenchHost, BenchTarget } from './targets.js'
+
+export type { BenchHost, BenchTarget }
 
 export interface BenchOptions {
+  /** The host, or (with `targets`) the SRV name the targets came from, for the report. */
   host: string
   port: number
+  /**
+   * The hosts of a `_vlmcs._tcp` SRV answer: each connection draws its own RFC 2782 order of them
+   * and connects to the first; when that host (address) fails, it moves to the next.
+   */
+  targets?: BenchTarget[]
+  /** For the RFC 2782 draws (default: the system's CSPRNG). */
+  random?: RandomSource
   /** Concurrent connections, each with one request in flight (new-connection mode: activations). */
   connections: number
   /** Activations in the measured phase; the run ends when all are answered. */
@@ -53,6 +65,8 @@ export interface LatencySummary {
 /** The summary `kmslab bench --json` prints (times in ms unless named otherwise). */
 export interface BenchReport {
   target: string
+  /** With discovered targets: where the connections went; null for a single host. */
+  hosts: BenchHost[] | null
   protocol: number
   product: string
   bind: BenchBind

@@ -53,15 +53,31 @@ export function answerKmsRequest(
   ctx: HostContext,
   override: AnswerOverride = {},
 ): KmsAnswer {
-  const refuse = (hresult: number, reason: string): KmsAnswer => ({
+  const refused = screenKmsRequest(request, ctx, override)
+  if (refused || !request.base) return refused ?? refusal(request, HRESULT.INVALID_DATA, 'unreadable request')
+  const b = request.base
+  return composeKmsAnswer(
     request,
-    hresult,
-    reason,
-    payload: null,
-    counter: null,
-    reportedCount: null,
-    epid: null,
-  })
+    ctx.counter.record(b.appId, b.cmid, b.requiredCount, ctx.now),
+    ctx,
+    override,
+  )
+}
+
+function refusal(request: DecodedRequest, hresult: number, reason: string): KmsAnswer {
+  return { request, hresult, reason, payload: null, counter: null, reportedCount: null, epid: null }
+}
+
+/**
+ * The policy checks before counting: the refusal to send, or null when the request is to be
+ * counted and answered. Split from the answer so the count can come from a shared store.
+ */
+export function screenKmsRequest(
+  request: DecodedRequest,
+  ctx: Pick<HostContext, 'now' | 'strict' | 'kmsIdStatus'>,
+  override: AnswerOverride = {},
+): KmsAnswer | null {
+  const refuse = (hresult: number, reason: string) => refusal(request, hresult, reason)
   const base = request.base
   if (request.problems.length > 0 || !base) {
     return refuse(
@@ -85,9 +101,18 @@ export function answerKmsRequest(
   if (override.hresult !== undefined && override.hresult !== 0) {
     return refuse(override.hresult, 'fault-injection rule')
   }
-  const counter = ctx.counter.record(base.appId, base.cmid, base.requiredCount, ctx.now)
+  return null
+}
+
+/** The response to a request that passed `screenKmsRequest`, once its CMID is counted. */
+export function composeKmsAnswer(
+  request: DecodedRequest,
+  counter: CounterOutcome,
+  ctx: Omit<HostContext, 'now' | 'counter' | 'strict' | 'kmsIdStatus'>,
+  override: AnswerOverride = {},
+): KmsAnswer {
   const reportedCount = override.reportedCount ?? counter.reportedCount
-  const epid = ctx.epidFor(base.kmsId)
+  const epid = ctx.epidFor(request.base?.kmsId ?? '')
   const payload = buildKmsResponse(
     request,
     {
