@@ -4,10 +4,13 @@
  * Runs dist/ as users do (npm run build first).
  */
 import { execFileSync } from 'node:child_process'
+import { Resolver } from 'node:dns/promises'
+import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
 import { openStateStoreReadOnly } from '../src/store/open.js'
 import { pgUnavailable, startPgCluster } from './fixtures/pg-cluster.js'
+import { parseExposition } from './fixtures/prom-text.js'
 import { activateRaw, baseRequest } from './fixtures/raw-activate.js'
 import { type ServeProcess, startServe } from './fixtures/serve-process.js'
 import { tempDir } from './fixtures/store-rows.js'
@@ -79,6 +82,89 @@ t.test('memory state, two workers: one identity, one count; SIGTERM stops all', 
   t.same(workers.filter(alive), [], 'the workers are gone')
 })
 
+/** The SSE stream's activation CMIDs, as they arrive, until `stop`. */
+function activationStream(url: URL, opened: () => void) {
+  const cmids = new Set<string>()
+  const req = httpRequest(url, (res) => {
+    let buf = ''
+    let started = false
+    res.on('data', (d) => {
+      buf += d
+      if (!started && buf.includes('kmslab activations')) {
+        started = true
+        opened()
+      }
+      for (const m of buf.matchAll(/event: activation\ndata: (.*)\n\n/g)) cmids.add(JSON.parse(m[1]).cmid)
+    })
+  })
+  req.on('error', () => {})
+  req.end()
+  return { cmids, stop: () => req.destroy() }
+}
+
+t.test('two workers, one --http and one DNS: status, metrics and events cover both workers', async (t) => {
+  const host = await startServe(
+    ['--state', 'memory', '--workers', '2', '--http', '127.0.0.1:0', '--quiet'].concat([
+      '--dns-domain',
+      'lab.test',
+      '--dns-listen',
+      '127.0.0.1:0',
+      '--dns-name',
+      'kms',
+    ]),
+    40_000,
+  )
+  t.teardown(() => host.child.kill('SIGKILL'))
+  const base = /HTTP on (http:\/\/\S+?\/)[;\s]/.exec(host.stdout())?.[1]
+  t.ok(base, `the banner names the one HTTP port: ${host.stdout()}`)
+  if (!base) return
+  t.equal(host.stdout().match(/HTTP on/g)?.length, 1, 'one HTTP port')
+  const dnsPort = /DNS: lab\.test on 127\.0\.0\.1:(\d+)/.exec(host.stdout())?.[1]
+  t.equal(host.stdout().match(/DNS: /g)?.length, 1, 'one DNS publication')
+  const resolver = new Resolver()
+  resolver.setServers([`127.0.0.1:${dnsPort}`])
+  t.same(
+    (await resolver.resolveSrv('_vlmcs._tcp.lab.test')).map((r) => [r.name, r.port]),
+    [['kms.lab.test', host.port]],
+    'the primary publishes the shared KMS port',
+  )
+  let opened: () => void = () => {}
+  const open = new Promise<void>((resolve) => {
+    opened = resolve
+  })
+  const stream = activationStream(new URL('api/events', base), () => opened())
+  await open
+  // 40 CMIDs on 8 connections, then again: 80 requests spread over both workers
+  await countsOnce(t, host.port)
+  // each on its own connection: the workers take connections in turn
+  const single = Array.from({ length: 6 }, () => baseRequest())
+  for (const req of single) await activateRaw(host.port, [req])
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline && !single.every((r) => stream.cmids.has(r.cmid)))
+    await new Promise((r) => setTimeout(r, 50))
+  stream.stop()
+  t.same(
+    single.filter((r) => !stream.cmids.has(r.cmid)),
+    [],
+    'the event stream carries the activations of either worker',
+  )
+  const fetchText = async (path: string) => (await fetch(new URL(path, base))).text()
+  const status = JSON.parse(await fetchText('api/status'))
+  t.equal(status.requests.total, 86, '/api/status counts every request, whichever worker took it')
+  t.equal(status.clientsSeen, 46)
+  const families = parseExposition(await fetchText('metrics'))
+  const requests = families.get('kmslab_requests_total')?.samples ?? []
+  t.equal(
+    requests.reduce((n, s) => n + s.value, 0),
+    86,
+    'kmslab_requests_total sums the requests of both workers',
+  )
+  const active = families.get('kmslab_connections_active')?.samples[0]?.value
+  t.equal(active, 0, 'no KMS connection left open')
+  host.child.kill('SIGTERM')
+  t.equal(await host.exited, 0)
+})
+
 t.test('SQLite state: kill -9 of a worker under load loses nothing answered; it is replaced', async (t) => {
   const state = join(await tempDir(t), 'state.db')
   const host = await startServe(['--state', state, '--workers', '2', '--quiet'], 40_000)
@@ -140,9 +226,20 @@ if (noPg) t.comment(`skipping workers on PostgreSQL: ${noPg}`)
 else {
   t.test('PostgreSQL state: workers and a second host count as one', async (t) => {
     const url = await (await startPgCluster(t)).createDatabase('workers')
-    const a = await startServe(['--state', url, '--workers', '2', '--quiet'], 40_000)
+    const a = await startServe(['--state', url, '--workers', '2', '--http', '127.0.0.1:0', '--quiet'], 40_000)
     t.teardown(() => a.child.kill('SIGKILL'))
     await countsOnce(t, a.port)
+    // the primary's HTTP port reads the database (a snapshot refreshed every 2 s)
+    const base = /HTTP on (http:\/\/\S+?\/)[;\s]/.exec(a.stdout())?.[1]
+    let total = -1
+    for (let i = 0; i < 50 && total !== 80 && base; i++) {
+      await new Promise((r) => setTimeout(r, 200))
+      const status = (await (await fetch(new URL('api/status', base))).json()) as {
+        requests: { total: number }
+      }
+      total = status.requests.total
+    }
+    t.equal(total, 80, "the primary's /api/status counts what both workers recorded in the database")
     const b = await startServe(['--state', url, '--quiet'], 40_000)
     t.teardown(() => b.child.kill('SIGKILL'))
     const [seen] = await activateRaw(b.port, [baseRequest()])

@@ -190,3 +190,47 @@ t.test('the operations figures from PostgreSQL: totals, client details, history 
     t.same(iterated, expected, `iterate ${JSON.stringify(q)}`)
   }
 })
+
+t.test(
+  'values a client chooses travel as literals intact: quotes, backslashes, dollars, semicolons',
+  async (t) => {
+    const url = await freshDb()
+    const s = await openPgStore(url)
+    t.teardown(() => s.close())
+    const hostile = [
+      `o'brien\\'; DROP TABLE kmslab_pool; --`,
+      'back\\slash \\\\ "quoted" $$dollar$$ $x$tag$x$',
+      'ünïcödé \u2028 tab\tnewline\n',
+    ]
+    const limits = { capacity: 50, maxPools: 16, retentionMs: 30 * 86_400_000 }
+    const items = hostile.map((workstation, i) => {
+      const row = historyRow({ workstation, cmid: cmidOf(i + 1), time: T0 + i, rules: [`rule '${i}' \\`] })
+      return {
+        row,
+        count: {
+          appId: row.appId,
+          cmid: row.cmid,
+          requiredCount: 25,
+          now: T0 + i,
+          mode: { kind: 'real' as const },
+        },
+      }
+    })
+    const counted = await s.recordItems(items, limits)
+    t.same(
+      counted.map((c) => c?.outcome.poolSize),
+      [1, 2, 3],
+      'counted in order',
+    )
+    const history = await s.readHistory()
+    t.same(
+      history.map((r) => [r.workstation, r.rules]),
+      hostile.map((w, i) => [w, [`rule '${i}' \\`]]),
+    )
+    t.same(
+      (await s.loadPoolClients()).map((c) => c.workstation),
+      hostile,
+    )
+    t.equal((await s.loadPoolEntries()).length, 3, 'the pool table is still there')
+  },
+)

@@ -15,9 +15,19 @@ import { ActivationCounter } from '../kms/counter.js'
 import type { ListenAddress } from '../server/server.js'
 import { StoreWriteError } from '../store/errors.js'
 import { isPostgresLocation } from '../store/postgres-connect.js'
-import type { Counted, RecordItem } from '../store/recorder.js'
+import type { Counted, Recorded, RecordItem } from '../store/recorder.js'
 import type { HostIdentity } from '../store/types.js'
+import {
+  decodeCounted,
+  decodeItem,
+  encodeCounted,
+  encodeItem,
+  type WireCounted,
+  type WireItem,
+} from './cluster-codec.js'
+import { FORWARD_ENV, type OpsBatch, type PrimaryOperations, startPrimaryOperations } from './cluster-ops.js'
 import { type HostState, openHostState } from './host-state.js'
+import { resolveHttpOptions } from './operations.js'
 import type { HostOptions, StateProxy } from './options.js'
 
 /** `--workers N|auto`: auto is the cores this process may use. */
@@ -35,11 +45,12 @@ export function parseWorkers(text: string | undefined): number {
 
 type ToPrimary =
   | { kmslab: 'hello' }
-  | { kmslab: 'record'; id: number; items: RecordItem[] }
+  | { kmslab: 'record'; id: number; items: WireItem[] }
   | { kmslab: 'listening'; addresses: ListenAddress[]; identity: HostIdentity; location: string }
+  | OpsBatch
 type ToWorker =
   | { kmslab: 'state'; location: string; identity: HostIdentity }
-  | { kmslab: 'recorded'; id: number; results: (Counted | null)[] }
+  | { kmslab: 'recorded'; id: number; results: (WireCounted | null)[] }
   | { kmslab: 'record-failed'; id: number; message: string }
 
 export const isWorker = () => cluster.isWorker
@@ -47,13 +58,18 @@ export const isWorker = () => cluster.isWorker
 /** What the primary reports, for the CLI to print. */
 export interface PrimaryEvents {
   /** the first worker listens: one banner for all */
-  listening(info: { addresses: ListenAddress[]; identity: HostIdentity; location: string }): void
+  listening(info: {
+    addresses: ListenAddress[]
+    identity: HostIdentity
+    location: string
+    httpUrl: string | null
+  }): void
   workerDied(pid: number, how: string, restarting: boolean): void
   storeError(err: Error): void
 }
 
 export interface Primary {
-  /** settles when the first worker listens; rejects with its exit code if it never does */
+  /** settles when every worker listens (and the HTTP port, if asked); rejects when that fails */
   ready: Promise<void>
   /** resolves with an exit code when a worker could not start (then everything is stopped) */
   failed: Promise<number>
@@ -67,13 +83,19 @@ export async function startPrimary(
   on: PrimaryEvents,
 ): Promise<Primary> {
   const location = options.state ?? 'memory'
+  // refused before anything starts: an exposed HTTP port without a token
+  if (options.http) resolveHttpOptions(options.http)
+  const startedAt = Date.now()
+  const shared = isPostgresLocation(location)
   let state: HostState | null = null
-  if (!isPostgresLocation(location)) {
+  // the primary owns a local state; a shared one it opens only to read it for the HTTP port
+  if (!shared || options.http) {
     const seeded = options.seed !== undefined
     state = await openHostState({
       location,
       historyDays: options.historyDays,
       memoryHistoryLimit: options.memoryHistoryLimit,
+      connectWaitMs: options.stateWaitMs,
       counter: new ActivationCounter(),
       catalog: options.products ? loadCatalog({ extraFile: options.products }) : defaultCatalog(),
       identity: {
@@ -90,62 +112,88 @@ export async function startPrimary(
       onRecovered: () => {},
     })
   }
-  const owned = state
+  const opened = state
+  const owned = shared ? null : state
+  let ops: PrimaryOperations | null = null
   let stopping = false
   let listening = false
   let started = 0
   let readyResolve: () => void = () => {}
-  const ready = new Promise<void>((resolve) => {
+  let readyReject: (err: Error) => void = () => {}
+  const ready = new Promise<void>((resolve, reject) => {
     readyResolve = resolve
+    readyReject = reject
   })
   let failedResolve: (code: number) => void = () => {}
   const failed = new Promise<number>((resolve) => {
     failedResolve = resolve
   })
 
-  const record = async (w: Worker, id: number, items: RecordItem[]) => {
+  const record = (w: Worker, id: number, wire: WireItem[]) => {
     const reply = (m: ToWorker) => {
       if (w.isConnected()) w.send(m)
     }
     if (!owned) return reply({ kmslab: 'record-failed', id, message: 'this primary owns no state' })
+    const failed = (err: Error) => {
+      if (owned.writeFailed()) on.storeError(err)
+      reply({ kmslab: 'record-failed', id, message: err.message })
+    }
     try {
       // counted now, in arrival order, on the one counter; durable together (group commit)
-      const recorded = await Promise.all(items.map((item) => owned.recorder.record(item)))
-      await Promise.all(recorded.map((r) => r.durable))
-      reply({ kmslab: 'recorded', id, results: recorded.map((r) => r.counted) })
+      // the primary's own state (memory, SQLite) records synchronously: LocalRecorder
+      const recorded = wire.map((item) => owned.recorder.record(decodeItem(item)) as Recorded)
+      const results = recorded.map((r) => encodeCounted(r.counted))
+      const durable = recorded.filter((r) => r.durable !== null).map((r) => r.durable)
+      // memory state: durable at once, so the answer goes without a promise
+      if (durable.length === 0) return reply({ kmslab: 'recorded', id, results })
+      Promise.all(durable).then(
+        () => reply({ kmslab: 'recorded', id, results }),
+        (err: Error) => failed(err),
+      )
     } catch (err) {
-      if (owned.writeFailed()) on.storeError(err as Error)
-      reply({ kmslab: 'record-failed', id, message: (err as Error).message })
+      failed(err as Error)
     }
   }
 
   const fork = () => {
-    const w = cluster.fork({ KMSLAB_WORKER: '1' })
+    const w = cluster.fork({ KMSLAB_WORKER: '1', ...(options.http ? { [FORWARD_ENV]: '1' } : {}) })
     w.on('message', (m: ToPrimary) => {
       if (m?.kmslab === 'hello' && owned)
         w.send({ kmslab: 'state', location: owned.location, identity: owned.identity })
-      else if (m?.kmslab === 'record') void record(w, m.id, m.items)
+      else if (m?.kmslab === 'record') record(w, m.id, m.items)
+      else if (m?.kmslab === 'ops') ops?.take(w.id, m)
       else if (m?.kmslab === 'listening' && !listening) {
         // one banner, once every worker listens
         if (++started < workers) return
         listening = true
-        on.listening(m)
-        readyResolve()
+        void serveOperations(m.addresses).then(
+          (httpUrl) => {
+            on.listening({ ...m, httpUrl })
+            readyResolve()
+          },
+          (err: Error) => readyReject(err),
+        )
       }
     })
     w.on('exit', (code, signal) => {
+      ops?.forget(w.id)
       if (stopping) return
       if (!listening) {
         // a worker that cannot start (address in use, state unreachable) will not do better again
         stopping = true
         for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM')
-        void owned?.close()
+        void opened?.close()
         failedResolve(code ?? 1)
         return
       }
       on.workerDied(w.process.pid ?? 0, signal ?? `exit ${code}`, true)
       fork()
     })
+  }
+  const serveOperations = async (addresses: ListenAddress[]): Promise<string | null> => {
+    if (!options.http || !opened) return null
+    ops = await startPrimaryOperations(opened, options, addresses, startedAt, () => !stopping)
+    return ops.operations.url
   }
   for (let i = 0; i < workers; i++) fork()
 
@@ -154,6 +202,7 @@ export async function startPrimary(
     failed,
     stop: async () => {
       stopping = true
+      await ops?.operations.close()
       const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead())
       await Promise.all(
         alive.map(
@@ -167,7 +216,7 @@ export async function startPrimary(
             }),
         ),
       )
-      await owned?.close()
+      await opened?.close()
     },
   }
 }
@@ -178,7 +227,10 @@ export async function startPrimary(
  */
 export async function joinPrimary(options: HostOptions): Promise<StateProxy | null> {
   if (isPostgresLocation(options.state ?? 'memory')) return null
-  const waiting = new Map<number, { resolve: (r: (Counted | null)[]) => void; reject: (e: Error) => void }>()
+  const waiting = new Map<
+    number,
+    { items: RecordItem[]; resolve: (r: (Counted | null)[]) => void; reject: (e: Error) => void }
+  >()
   let nextId = 1
   let location = ''
   const first = new Promise<{ location: string; identity: HostIdentity }>((resolve) => {
@@ -187,8 +239,9 @@ export async function joinPrimary(options: HostOptions): Promise<StateProxy | nu
       else if (m?.kmslab === 'recorded' || m?.kmslab === 'record-failed') {
         const w = waiting.get(m.id)
         waiting.delete(m.id)
-        if (m.kmslab === 'recorded') w?.resolve(m.results)
-        else w?.reject(new StoreWriteError(m.message, location))
+        if (!w) return
+        if (m.kmslab === 'recorded') w.resolve(m.results.map((r, i) => decodeCounted(r, w.items[i])))
+        else w.reject(new StoreWriteError(m.message, location))
       }
     })
   })
@@ -205,8 +258,8 @@ export async function joinPrimary(options: HostOptions): Promise<StateProxy | nu
     send: (items) =>
       new Promise((resolve, reject) => {
         const id = nextId++
-        waiting.set(id, { resolve, reject })
-        process.send?.({ kmslab: 'record', id, items } satisfies ToPrimary)
+        waiting.set(id, { items, resolve, reject })
+        process.send?.({ kmslab: 'record', id, items: items.map(encodeItem) } satisfies ToPrimary)
       }),
   }
 }

@@ -286,8 +286,8 @@ function emptyView(): HostState['view'] {
 
 /**
  * The operations side reads synchronously; a shared state is read every SNAPSHOT_MS instead (the
- * newest SNAPSHOT_ROWS of history). While the database is unreachable the totals throw, so
- * readiness says so.
+ * newest SNAPSHOT_ROWS of history). While the database is unreachable (a write failed, or the
+ * last read did) the totals throw, so readiness says so.
  */
 async function snapshotView(
   store: PgStore,
@@ -299,6 +299,8 @@ async function snapshotView(
   let totals: RequestTotals = emptyTotals()
   let clients: PoolClient[] = []
   let recent: HistoryRow[] = []
+  // a reader that writes nothing (a --workers primary) learns of an outage here
+  let readable = true
   const refresh = async () => {
     try {
       ;[totals, clients, recent] = await Promise.all([
@@ -307,8 +309,10 @@ async function snapshotView(
         store.readHistory({ limit: SNAPSHOT_ROWS }),
       ])
       counter.load(clients, now())
+      readable = true
     } catch {
-      // kept as it was; readiness follows the writes
+      // the figures kept as they were; readiness says the database is away
+      readable = false
     }
   }
   await refresh()
@@ -319,7 +323,7 @@ async function snapshotView(
       counter,
       store: {
         requestTotals: () => {
-          if (!up())
+          if (!up() || !readable)
             throw new StoreReadError(`PostgreSQL state ${store.location} is unreachable`, store.location)
           return totals
         },

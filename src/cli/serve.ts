@@ -1,4 +1,5 @@
 import { isWorker, joinPrimary, leavePrimary, parseWorkers, reportListening } from '../api/cluster.js'
+import { forwardOperations } from '../api/cluster-ops.js'
 import { type KmsHost, startHost } from '../api/host.js'
 import { type HostOptions, parseListen } from '../api/options.js'
 import { removePidFile, writePidFile } from '../api/pid-file.js'
@@ -111,13 +112,12 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
   for (const stream of [io.stdout, io.stderr]) stream.on('error', () => {})
   const workers = parseWorkers(merged.workers)
   const worker = isWorker()
-  if (workers > 1 && (options.http || merged['dns-domain']))
-    throw new UsageError(
-      `kmslab serve: ${options.http ? '--http' : '--dns-domain'} with --workers is not supported yet (run --workers 1, or several hosts on PostgreSQL state)`,
-      'workers',
-    )
-  if (workers > 1 && !worker) return runPrimary(options, workers, log)
-  if (worker) options.stateProxy = (await joinPrimary(options)) ?? undefined
+  if (workers > 1 && !worker) return runPrimary(options, workers, log, merged)
+  if (worker) {
+    // the primary serves the HTTP port and DNS; a worker forwards its live figures to it
+    options.http = undefined
+    options.stateProxy = (await joinPrimary(options)) ?? undefined
+  }
   let host: KmsHost
   try {
     host = await startHost(options)
@@ -137,8 +137,10 @@ async function runServe(argv: string[], io: CliIo): Promise<number> {
     }
     process.once('exit', dropPidFile)
   }
-  if (worker) reportListening(host.addresses, host.identity, host.stateLocation)
-  else banner(host, log, options)
+  if (worker) {
+    forwardOperations(host)
+    reportListening(host.addresses, host.identity, host.stateLocation)
+  } else banner(host, log, options)
   let published: Awaited<ReturnType<typeof startPublishing>>
   try {
     published = worker ? null : await startPublishing(host, merged, log)

@@ -1,37 +1,56 @@
-/** Writing one batch inside an open transaction: history rows, request figures, pool entries. */
-import type pg from 'pg'
+/**
+ * Writing one batch inside an open transaction in ONE round trip: history rows, request figures,
+ * pool removals and pool entries are statements over JSON documents sent as one simple query.
+ * The values travel as escaped literals (the simple query protocol takes no parameters), so the
+ * caller may append COMMIT to the same query: one round trip to write and commit a group.
+ */
+import pg from 'pg'
 import { totalsByStatus } from '../kms/history.js'
 import { HISTORY_COLUMNS, HISTORY_TYPES, historyColumns } from './postgres-schema.js'
 import { type CommitBatch, type PoolUpsert, upsertRequests, type WriteFailure } from './types.js'
 
-export async function writeBatch(
-  c: pg.ClientBase,
-  batch: CommitBatch,
-  failure: WriteFailure | null,
-): Promise<void> {
-  if (batch.history.length > 0) {
-    const cols = historyColumns(batch.history)
-    const unnest = HISTORY_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ')
-    await c.query(`INSERT INTO kmslab_history (${HISTORY_COLUMNS}) SELECT * FROM unnest(${unnest})`, cols)
-  }
-  // The fault hook runs mid-transaction, after rows went in: a failure must roll them back.
+const HISTORY_NAMES = HISTORY_COLUMNS.split(', ')
+const HISTORY_RECORD = HISTORY_NAMES.map((n, i) => `${n} ${HISTORY_TYPES[i]}`).join(', ')
+
+const json = (value: unknown) => `${pg.escapeLiteral(JSON.stringify(value))}::jsonb`
+
+/**
+ * The batch as SQL statements separated by semicolons ('' when there is nothing to write), after
+ * the fault hook: a failure it injects is thrown here, inside the caller's transaction, which then
+ * rolls back. Removals come before upserts, so an entry dropped and recorded again comes back new.
+ */
+export function batchSql(batch: CommitBatch, failure: WriteFailure | null): string {
   const injected = failure?.(batch)
   if (injected) throw injected
+  const parts: string[] = []
+  if (batch.history.length > 0) {
+    const cols = historyColumns(batch.history)
+    // rules as JSON itself, not the string historyColumns makes of it for a jsonb[] parameter
+    const rows = batch.history.map((row, r) => ({
+      ...Object.fromEntries(HISTORY_NAMES.map((name, c) => [name, cols[c][r]])),
+      rules: row.rules,
+    }))
+    parts.push(
+      `INSERT INTO kmslab_history (${HISTORY_COLUMNS}) SELECT ${HISTORY_COLUMNS}
+       FROM jsonb_to_recordset(${json(rows)}) AS x(${HISTORY_RECORD})`,
+    )
+  }
   if (batch.removals.length > 0) {
-    await c.query(
-      `DELETE FROM kmslab_pool p USING unnest($1::text[], $2::text[]) AS d(app_id, cmid)
-       WHERE p.app_id = d.app_id AND p.cmid = d.cmid`,
-      [batch.removals.map((r) => r.appId), batch.removals.map((r) => r.cmid)],
+    parts.push(
+      `DELETE FROM kmslab_pool p USING jsonb_to_recordset(${json(
+        batch.removals.map((r) => ({ a: r.appId, m: r.cmid })),
+      )}) AS d(a text, m text) WHERE p.app_id = d.a AND p.cmid = d.m`,
     )
   }
   const byStatus = [...totalsByStatus(batch.history)]
   if (byStatus.length > 0) {
-    await c.query(
+    parts.push(
       `INSERT INTO kmslab_request_counts (license_status, requests, failed)
-       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
+       SELECT s, n, f FROM jsonb_to_recordset(${json(
+         byStatus.map(([s, n]) => ({ s, n: n.requests, f: n.failed })),
+       )}) AS x(s bigint, n bigint, f bigint)
        ON CONFLICT (license_status) DO UPDATE SET requests = kmslab_request_counts.requests + excluded.requests,
          failed = kmslab_request_counts.failed + excluded.failed`,
-      [byStatus.map(([k]) => k), byStatus.map(([, n]) => n.requests), byStatus.map(([, n]) => n.failed)],
     )
   }
   if (batch.upserts.length > 0) {
@@ -42,27 +61,35 @@ export async function writeBatch(
       const prev = last.get(k)
       last.set(k, prev ? { ...e, requests: upsertRequests(prev) + upsertRequests(e) } : e)
     }
-    const ups = [...last.values()]
-    const col = <T>(f: (e: PoolUpsert) => T) => ups.map(f)
-    await c.query(
+    const ups = [...last.values()].map((e) => ({
+      a: e.appId,
+      m: e.cmid,
+      t: e.lastSeen,
+      w: e.client?.workstation ?? null,
+      s: e.client?.skuId ?? null,
+      l: e.client?.licenseStatus ?? null,
+      v: e.client?.vm ?? null,
+      n: upsertRequests(e),
+    }))
+    parts.push(
       `INSERT INTO kmslab_pool (app_id, cmid, last_seen, first_seen, workstation, sku_id, license_status, vm, requests)
-       SELECT a, m, t, t, w, s, l, v, n FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-         $6::bigint[], $7::boolean[], $8::bigint[]) AS u(a, m, t, w, s, l, v, n)
+       SELECT a, m, t, t, w, s, l, v, n FROM jsonb_to_recordset(${json(ups)})
+         AS u(a text, m text, t bigint, w text, s text, l bigint, v boolean, n bigint)
        ON CONFLICT (app_id, cmid) DO UPDATE SET last_seen = excluded.last_seen,
          workstation = coalesce(excluded.workstation, kmslab_pool.workstation),
          sku_id = coalesce(excluded.sku_id, kmslab_pool.sku_id),
          license_status = coalesce(excluded.license_status, kmslab_pool.license_status),
          vm = coalesce(excluded.vm, kmslab_pool.vm), requests = kmslab_pool.requests + excluded.requests`,
-      [
-        col((e) => e.appId),
-        col((e) => e.cmid),
-        col((e) => e.lastSeen),
-        col((e) => e.client?.workstation ?? null),
-        col((e) => e.client?.skuId ?? null),
-        col((e) => e.client?.licenseStatus ?? null),
-        col((e) => e.client?.vm ?? null),
-        col(upsertRequests),
-      ],
     )
   }
+  return parts.join(';\n')
+}
+
+export async function writeBatch(
+  c: pg.ClientBase,
+  batch: CommitBatch,
+  failure: WriteFailure | null,
+): Promise<void> {
+  const sql = batchSql(batch, failure)
+  if (sql !== '') await c.query(sql)
 }

@@ -4,13 +4,13 @@
  * group of requests is counted inside its own transaction, under a lock per application pool, so
  * N hosts count each CMID once and report what one host would.
  */
-import type pg from 'pg'
+import pg from 'pg'
 import { ActivationCounter, type CounterOptions, type PoolEntry, type PoolKey } from '../kms/counter.js'
 import { StoreReadError, StoreWriteError } from './errors.js'
 import { mergeBatches } from './group-commit.js'
 import { connectPg, type PgStoreOptions } from './postgres-connect.js'
 import { fromPgRecord, HISTORY_COLUMNS, LOCK, lockKeyOf, type PgHistoryRecord } from './postgres-schema.js'
-import { writeBatch } from './postgres-write.js'
+import { batchSql, writeBatch } from './postgres-write.js'
 import { type Counted, countItems, type RecordItem } from './recorder.js'
 import {
   type CommitBatch,
@@ -156,18 +156,29 @@ export class PgStore {
         .map((a) => `; SELECT pg_advisory_xact_lock(${LOCK.app}, ${lockKeyOf(a)})`)
         .join('')
       const begin = exclusive ? EXCLUSIVE_BEGIN : SHARED_BEGIN + appLocks
-      return this.tx(begin, async (c) => {
-        const counter = new ActivationCounter(limits)
-        const found = exclusive
-          ? await c.query('SELECT app_id, cmid, last_seen FROM kmslab_pool')
-          : await c.query('SELECT app_id, cmid, last_seen FROM kmslab_pool WHERE app_id = ANY($1)', [apps])
-        const loaded = counter.load(found.rows.map(toEntry), now)
-        // A new pool may evict another application's: that needs every pool, so the exclusive lock.
-        if (!exclusive && apps.some((a) => counter.poolSize(a, now) === 0)) throw new NeedsExclusive()
-        const { results, batch } = countItems(counter, items)
-        await this.write(c, mergeBatches([{ history: [], upserts: [], removals: loaded.removed }, batch]))
-        return results
-      })
+      const select = exclusive
+        ? 'SELECT app_id, cmid, last_seen FROM kmslab_pool'
+        : `SELECT app_id, cmid, last_seen FROM kmslab_pool
+           WHERE app_id IN (SELECT jsonb_array_elements_text(${pg.escapeLiteral(JSON.stringify(apps))}::jsonb))`
+      // two round trips per group: lock and read the pools; write and commit
+      return this.tx(
+        '',
+        async (c) => {
+          const read = (await c.query(`${begin}; ${select}`)) as unknown as pg.QueryResult[]
+          const counter = new ActivationCounter(limits)
+          const loaded = counter.load(read[read.length - 1].rows.map(toEntry), now)
+          // A new pool may evict another application's: that needs every pool, so the exclusive lock.
+          if (!exclusive && apps.some((a) => counter.poolSize(a, now) === 0)) throw new NeedsExclusive()
+          const { results, batch } = countItems(counter, items)
+          const sql = batchSql(
+            mergeBatches([{ history: [], upserts: [], removals: loaded.removed }, batch]),
+            this.failure,
+          )
+          await c.query(sql === '' ? 'COMMIT' : `${sql};\nCOMMIT`)
+          return results
+        },
+        true,
+      )
     }
     try {
       return await attempt(apps.length === 0)
@@ -278,7 +289,8 @@ export class PgStore {
     return writeBatch(c, batch, this.failure)
   }
 
-  private async tx<T>(begin: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `fn` in a transaction `begin` opens; `fn` commits itself when `commits` (it sends BEGIN too if `begin` is ''). */
+  private async tx<T>(begin: string, fn: (c: pg.PoolClient) => Promise<T>, commits = false): Promise<T> {
     if (this.closed) throw new StoreWriteError(`PostgreSQL state ${this.location} is closed`, this.location)
     let client: pg.PoolClient
     try {
@@ -292,9 +304,9 @@ export class PgStore {
     }
     let broken: Error | undefined
     try {
-      await client.query(begin)
+      if (begin !== '') await client.query(begin)
       const result = await fn(client)
-      await client.query('COMMIT')
+      if (!commits) await client.query('COMMIT')
       return result
     } catch (e) {
       await client.query('ROLLBACK').catch((err: Error) => {
