@@ -53,17 +53,21 @@ export function createCallHandler(ctx: HandlerContext): CallHandler {
     const base = request.base
     requestsSeen++
     // Fields an unreadable request lacks match no rule that names them; nth, client and protocol still can.
-    const rule = matchRequestRule(ctx.rules(), {
-      appId: base?.appId ?? '',
-      kmsId: base?.kmsId ?? '',
-      skuId: base?.skuId ?? '',
-      cmid: base?.cmid ?? '',
-      workstation: base?.workstation ?? '',
-      client: call.connection.client.address,
-      protocol: request.major,
-      nth: requestsSeen,
-      nthOnConnection: call.callIndex,
-    })
+    const rules = ctx.rules()
+    const rule =
+      rules.length === 0
+        ? null
+        : matchRequestRule(rules, {
+            appId: base?.appId ?? '',
+            kmsId: base?.kmsId ?? '',
+            skuId: base?.skuId ?? '',
+            cmid: base?.cmid ?? '',
+            workstation: base?.workstation ?? '',
+            client: call.connection.client.address,
+            protocol: request.major,
+            nth: requestsSeen,
+            nthOnConnection: call.callIndex,
+          })
     const d = decide(request, rule, at, ctx)
     const record = makeRecord(call, request, d, rule, at)
     const elapsed = () => (performance.now() - started) / 1000
@@ -121,7 +125,6 @@ function decide(
   const a = rule?.rule.action ?? {}
   const extras = extrasOf(rule)
   const unanswered = { ask: null, epid: null, faultStatus: null }
-  const by = `fault-injection rule ${JSON.stringify(rule?.name)}`
   if (rule && a.close === 'before') {
     const call: CallOutcome = { kind: 'close', delayMs: a.delayMs }
     return {
@@ -129,17 +132,23 @@ function decide(
       outcome: 'close',
       call,
       hresult: RPC_S_CALL_FAILED,
-      reason: `connection closed by ${by}`,
+      reason: `connection closed by ${byRule(rule)}`,
     }
   }
   if (rule?.fault !== undefined) {
     const call: CallOutcome = { kind: 'fault', status: rule.fault, ...extras }
-    const reason = `RPC FAULT sent by ${by}`
+    const reason = `RPC FAULT sent by ${byRule(rule)}`
     return { ...unanswered, outcome: 'fault', call, hresult: rule.fault, faultStatus: rule.fault, reason }
   }
   if (rule?.refuse !== undefined) {
     const call: CallOutcome = { kind: 'refuse', hresult: rule.refuse, ...extras }
-    return { ...unanswered, outcome: 'refuse', call, hresult: rule.refuse, reason: `refused by ${by}` }
+    return {
+      ...unanswered,
+      outcome: 'refuse',
+      call,
+      hresult: rule.refuse,
+      reason: `refused by ${byRule(rule)}`,
+    }
   }
   const refused = screenKmsRequest(request, { now: at, strict: ctx.strict, kmsIdStatus: ctx.kmsIdStatus })
   if (refused || !request.base) {
@@ -172,6 +181,9 @@ function decide(
     epid: ctx.epidFor(b.kmsId),
   }
 }
+
+/** Named only when a rule acts: an answered request builds no such text. */
+const byRule = (rule: CompiledRule | null) => `fault-injection rule ${JSON.stringify(rule?.name)}`
 
 /** How a rule shapes the sending of whatever is sent: delay, close after, cut short. */
 function extrasOf(rule: CompiledRule | null) {

@@ -5,9 +5,7 @@
 import type { EventEmitter } from 'node:events'
 import type { Catalog } from '../catalog/types.js'
 import { UsageError } from '../errors.js'
-import { faultReason, licenseStatusLabel } from '../http/metrics.js'
-import { applicationLabel } from '../http/query.js'
-import { OperationsServer } from '../http/server.js'
+import { applicationLabel, licenseStatusLabel } from '../http/query.js'
 import type { OperationsProvider, RequestOutcomeLabel } from '../http/types.js'
 import { type ActivationCounter, KNOWN_APP_IDS } from '../kms/counter.js'
 import { hresultHex } from '../kms/hresult.js'
@@ -95,6 +93,10 @@ export async function startOperations(
   if (!http) return { status, url: null, close: async () => {} }
 
   const options = resolveHttpOptions(http)
+  // Loaded only for a host with an HTTP port: the metrics library and the HTTP server cost a
+  // host without one ~9 MB of memory.
+  const { faultReason } = await import('../http/metrics.js')
+  const { OperationsServer } = await import('../http/server.js')
   const provider = makeProvider(parts, status)
   const server = new OperationsServer(provider, options)
   const onActivation = (r: ActivationRecord, seconds?: number) => {

@@ -6,8 +6,7 @@
 import type { Writable } from 'node:stream'
 import type { Catalog } from '../catalog/types.js'
 import type { HistoryRow } from '../kms/history.js'
-import { licenseStatusLabel } from './metrics.js'
-import { applicationLabel, type HistoryFormat } from './query.js'
+import { applicationLabel, type HistoryFormat, licenseStatusLabel } from './query.js'
 
 /** One exported row; the CSV header names these keys in this order. */
 export interface HistoryExportRow {

@@ -7,20 +7,11 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
 import { NCA_STATUS } from '../wire/rpc.js'
+import { LICENSE_STATUS_LABELS, licenseStatusLabel } from './query.js'
 import type { OperationsProvider, RequestSample } from './types.js'
 
-/** The wire's license status values 0..6, as the metric's label names them. */
-export const LICENSE_STATUS_LABELS = [
-  'unlicensed',
-  'licensed',
-  'initial_grace',
-  'out_of_tolerance_grace',
-  'non_genuine_grace',
-  'notification',
-  'extended_grace',
-] as const
-
-export const licenseStatusLabel = (status: number): string => LICENSE_STATUS_LABELS[status] ?? String(status)
+// in query.ts, which the history export and the status report load without the metrics library
+export { LICENSE_STATUS_LABELS, licenseStatusLabel } from './query.js'
 
 const FAULT_REASONS = new Map<number, string>([
   [NCA_STATUS.UNK_IF, 'unknown_interface'],

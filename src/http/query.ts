@@ -65,3 +65,16 @@ export function parseHistoryFormat(text: string, what: string): HistoryFormat {
   if ((HISTORY_FORMATS as readonly string[]).includes(text)) return text as HistoryFormat
   throw new UsageError(`${what}: ${JSON.stringify(text)} is not one of ${HISTORY_FORMATS.join(', ')}`, what)
 }
+
+/** The wire's license status values 0..6, as the metric's label names them. */
+export const LICENSE_STATUS_LABELS = [
+  'unlicensed',
+  'licensed',
+  'initial_grace',
+  'out_of_tolerance_grace',
+  'non_genuine_grace',
+  'notification',
+  'extended_grace',
+] as const
+
+export const licenseStatusLabel = (status: number): string => LICENSE_STATUS_LABELS[status] ?? String(status)

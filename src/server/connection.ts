@@ -22,7 +22,8 @@ import {
 } from '../wire/rpc.js'
 import { bindAnomalies, decideContexts, MAX_CONTEXTS } from './bind.js'
 import { DEFAULT_MAX_FRAGMENT, FramingError, PduFramer } from './framer.js'
-import { FragmentAssembler } from './reassembly.js'
+import { FragmentAssembler, isWholeCall } from './reassembly.js'
+import { forget, listenTo } from './socket-listeners.js'
 import type { CallOutcome, ConnectionSettings, Endpoint, HostConnection } from './types.js'
 
 /** The smallest fragment MS-RPCE lets a peer negotiate. */
@@ -51,7 +52,8 @@ export class RpcConnection implements HostConnection {
   private busy = false
   private peerDone = false
   private readingPaused = false
-  private readonly fragments = new FragmentAssembler()
+  /** Made by the first fragmented call: no known client fragments, so most connections never do. */
+  private fragments: FragmentAssembler | null = null
   private linger: NodeJS.Timeout | null = null
   private readonly assocGroupId: number
 
@@ -66,15 +68,17 @@ export class RpcConnection implements HostConnection {
     this.openedAt = settings.now()
     const r = settings.random(4)
     this.assocGroupId = ((r[0] | (r[1] << 8) | (r[2] << 16) | (r[3] << 24)) >>> 0 || 1) >>> 0
-    socket.on('drain', () => this.pump())
+    listenTo(socket, this)
   }
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return
-    this.lastActivity = performance.now()
+    const startedAt = performance.now()
+    this.lastActivity = startedAt
     this.settings.recorder?.data(this.id, true, chunk)
     this.framer.feed(chunk)
     this.pump()
+    this.settings.handled?.(startedAt)
   }
 
   get isBusy(): boolean {
@@ -93,15 +97,25 @@ export class RpcConnection implements HostConnection {
 
   /** The peer finished sending: answer what is queued, then close our side too. */
   peerEnded(): void {
+    const startedAt = performance.now()
     this.peerDone = true
     if (!this.busy) this.pump()
+    this.settings.handled?.(startedAt)
   }
 
-  /** The socket is gone: drop what still refers to it. */
-  disposed(): void {
+  /** Our output drained: PDUs held back while it was backed up can be answered now. */
+  drained(): void {
+    this.pump()
+  }
+
+  /** The socket is gone: report a close not reported yet, drop what still refers to it. */
+  socketClosed(): void {
+    if (!this.closed) this.settings.events.onClose(this, 'connection lost', false)
     if (this.linger) clearTimeout(this.linger)
     this.linger = null
     this.closed = true
+    forget(this.socket)
+    this.settings.events.onGone?.(this)
   }
 
   /** Reports the close (once) and drops the socket at once, unread input and unsent output alike. */
@@ -293,13 +307,17 @@ export class RpcConnection implements HostConnection {
       this.fault(callId, pdu.contextId, NCA_STATUS.OP_RNG_ERROR, `unknown opnum ${pdu.opnum}`)
       return
     }
-    const assembled = this.fragments.add(pdu)
-    if (assembled === null) return
-    if ('error' in assembled) {
-      this.fault(callId, pdu.contextId, NCA_STATUS.PROTO_ERROR, assembled.error)
-      return
+    let stub = pdu.stub
+    if (this.fragments !== null || !isWholeCall(pdu)) {
+      this.fragments ??= new FragmentAssembler()
+      const assembled = this.fragments.add(pdu)
+      if (assembled === null) return
+      if ('error' in assembled) {
+        this.fault(callId, pdu.contextId, NCA_STATUS.PROTO_ERROR, assembled.error)
+        return
+      }
+      stub = assembled.stub
     }
-    const { stub } = assembled
     let payload: Uint8Array
     try {
       payload = parseRequestStub(stub, syntax).payload
@@ -329,48 +347,50 @@ export class RpcConnection implements HostConnection {
 
   private finish(callId: number, contextId: number, syntax: TransferSyntax, outcome: CallOutcome): void {
     if (this.closed) return
-    const after = () => {
-      if (this.closed) return
-      if (outcome.kind === 'close') {
-        this.close('closed before the answer by a fault-injection rule')
-        return
-      }
-      if (outcome.kind === 'fault') {
-        this.fault(callId, contextId, outcome.status, 'fault-injection rule')
-      } else {
-        const stub =
-          outcome.kind === 'answer'
-            ? emitResponseStub(outcome.payload, 0, syntax)
-            : emitRefusalStub(outcome.hresult, syntax)
-        let bytes = emitResponsePdu({
-          header: makeHeader(PTYPE.RESPONSE, callId),
-          allocHint: stub.length,
-          contextId,
-          cancelCount: 0,
-          reserved: 0,
-          stub,
-        })
-        if (outcome.truncate) bytes = bytes.subarray(0, Math.max(16, bytes.length >> 1))
-        this.send(bytes)
-      }
-      if (outcome.closeAfter || this.settings.disconnectAfterAnswer) {
-        this.finishWith('closed after the answer', false)
-        return
-      }
-      // Called from inside pump() when the answer was synchronous; resume pumping only after a wait.
-      const waited = this.busy
-      this.busy = false
-      if (waited) this.pump()
-    }
     if (outcome.delayMs && outcome.delayMs > 0) {
       this.busy = true
       setTimeout(() => {
         try {
-          after()
+          this.deliver(callId, contextId, syntax, outcome)
         } catch (err) {
           this.internalError(err)
         }
       }, outcome.delayMs)
-    } else after()
+    } else this.deliver(callId, contextId, syntax, outcome)
+  }
+
+  /** Sends what the handler decided (after its delay, if any), then takes the next PDU. */
+  private deliver(callId: number, contextId: number, syntax: TransferSyntax, outcome: CallOutcome): void {
+    if (this.closed) return
+    if (outcome.kind === 'close') {
+      this.close('closed before the answer by a fault-injection rule')
+      return
+    }
+    if (outcome.kind === 'fault') {
+      this.fault(callId, contextId, outcome.status, 'fault-injection rule')
+    } else {
+      const stub =
+        outcome.kind === 'answer'
+          ? emitResponseStub(outcome.payload, 0, syntax)
+          : emitRefusalStub(outcome.hresult, syntax)
+      let bytes = emitResponsePdu({
+        header: makeHeader(PTYPE.RESPONSE, callId),
+        allocHint: stub.length,
+        contextId,
+        cancelCount: 0,
+        reserved: 0,
+        stub,
+      })
+      if (outcome.truncate) bytes = bytes.subarray(0, Math.max(16, bytes.length >> 1))
+      this.send(bytes)
+    }
+    if (outcome.closeAfter || this.settings.disconnectAfterAnswer) {
+      this.finishWith('closed after the answer', false)
+      return
+    }
+    // Called from inside pump() when the answer was synchronous; resume pumping only after a wait.
+    const waited = this.busy
+    this.busy = false
+    if (waited) this.pump()
   }
 }

@@ -7,6 +7,8 @@ import { checkRpcFrame, type FrameLimits, PTYPE } from '../wire/rpc.js'
 /** Before a bind negotiates a size, a PDU may be at most this long (Windows' default fragment). */
 export const DEFAULT_MAX_FRAGMENT = 5840
 const EMPTY = new Uint8Array(0)
+/** Another RPC version is answered (BIND_NAK) only in these PDUs. */
+const OTHER_VERSION_PTYPES: readonly number[] = [PTYPE.BIND, PTYPE.ALTER_CONTEXT]
 
 /**
  * Cuts a TCP byte stream into whole PDUs by the header's frag_length, whatever the chunking
@@ -24,7 +26,7 @@ export class PduFramer {
   private offset = 0
   private readonly limits: FrameLimits & { maxFragment: number } = {
     maxFragment: DEFAULT_MAX_FRAGMENT,
-    otherVersionPtypes: [PTYPE.BIND, PTYPE.ALTER_CONTEXT],
+    otherVersionPtypes: OTHER_VERSION_PTYPES,
   }
 
   /** The longest PDU accepted (the bind raises it to what was negotiated). */

@@ -3,6 +3,11 @@ import { PFC, type RequestPdu } from '../wire/rpc.js'
 /** Reassembled fragmented calls larger than this are refused: a KMS request is ~300 bytes. */
 export const MAX_CALL_BYTES = 16 * 1024
 
+/** A call in one fragment (FIRST and LAST): what every known client sends. */
+export function isWholeCall(pdu: RequestPdu): boolean {
+  return (pdu.header.flags & (PFC.FIRST_FRAG | PFC.LAST_FRAG)) === (PFC.FIRST_FRAG | PFC.LAST_FRAG)
+}
+
 export type Assembled = { stub: Uint8Array } | { error: string } | null
 
 /**

@@ -116,6 +116,7 @@ export class RpcServer {
       recorder: this.recorder,
       disconnectAfterAnswer: this.options.disconnectAfterAnswer,
       rejectBind: this.options.rejectBind,
+      handled: (startedAt) => this.poller.handled(startedAt),
       events: {
         onBind: (c, isBind, results, accepted) => this.events.bind(c, isBind, results, accepted),
         onFault: (c, callId, status, reason) => this.events.fault(c, callId, status, reason),
@@ -123,6 +124,10 @@ export class RpcServer {
         onClose: (c, reason, protocolError) => {
           if (protocolError) this.stats.protocolErrors++
           this.events.close(c, reason, protocolError)
+        },
+        onGone: (c) => {
+          this.connections.delete(c as RpcConnection)
+          this.recorder?.close(c.id)
         },
       },
     }
@@ -188,23 +193,6 @@ export class RpcServer {
     if (this.recorder) {
       this.recorder.open(conn.id, client, { address: socket.localAddress ?? '', port: localPort })
     }
-    socket.on('data', (chunk) => {
-      const t = performance.now()
-      conn.onData(chunk)
-      this.poller.handled(t)
-    })
-    socket.on('end', () => {
-      const t = performance.now()
-      conn.peerEnded()
-      this.poller.handled(t)
-    })
-    socket.on('error', () => conn.close('socket error'))
-    socket.on('close', () => {
-      if (!conn.closed) this.events.close(conn, 'connection lost', false)
-      conn.disposed()
-      this.connections.delete(conn)
-      this.recorder?.close(conn.id)
-    })
     this.events.open(conn)
     // a client that opens a connection per activation connects again right after its FIN
     this.poller.handled(startedAt)

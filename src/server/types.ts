@@ -54,6 +54,8 @@ export interface ConnectionEvents {
   /** Something odd the host answered without closing (a BIND for another interface, too many items). */
   onNotice(conn: HostConnection, reason: string): void
   onClose(conn: HostConnection, reason: string, protocolError: boolean): void
+  /** The socket closed: the connection is finished with (after onClose). */
+  onGone?(conn: HostConnection): void
 }
 
 export interface ConnectionSettings {
@@ -64,6 +66,8 @@ export interface ConnectionSettings {
   now: () => number
   recorder?: CaptureRecorder
   disconnectAfterAnswer?: boolean
+  /** A socket event (read, FIN) was handled; it started at `startedAt` (performance.now()). */
+  handled?(startedAt: number): void
   /** Fault injection: answer this connection's BIND with BIND_NAK. */
   rejectBind?: (conn: HostConnection) => boolean
 }
