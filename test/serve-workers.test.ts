@@ -119,6 +119,8 @@ t.test('two workers, one --http and one DNS: status, metrics and events cover bo
   t.ok(base, `the banner names the one HTTP port: ${host.stdout()}`)
   if (!base) return
   t.equal(host.stdout().match(/HTTP on/g)?.length, 1, 'one HTTP port')
+  // the DNS publication starts once the banner is out
+  await host.waitOutput(/DNS: lab\.test on /)
   const dnsPort = /DNS: lab\.test on 127\.0\.0\.1:(\d+)/.exec(host.stdout())?.[1]
   t.equal(host.stdout().match(/DNS: /g)?.length, 1, 'one DNS publication')
   const resolver = new Resolver()
